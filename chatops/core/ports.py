@@ -1,0 +1,117 @@
+"""The small interfaces the service talks to; adapters implement them.
+
+    Sandbox     runs one task's phases in containers            (sandbox/)
+    Repository  git on the host: checkout, patch, push           (integrations/git/)
+    Forge       opens or finds the pull request for a branch     (integrations/local/, github/)
+    Notifier    tells the origin what happened                   (integrations/slack/, linear/)
+    Queue       hands a task to a worker                         (chatops/app/queue.py)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from chatops.core.environment import Environment
+from chatops.core.task import Patch, PullRequest, Task
+
+
+class Phase(str, Enum):
+    SETUP = "setup"
+    AGENT = "agent"
+    COLLECT = "collect"
+    DELIVER = "deliver"
+
+
+@dataclass(frozen=True)
+class SandboxJob:
+    """Everything the sandbox needs for one run.
+
+    ``workspace`` is a host directory holding a git checkout of the base commit. The sandbox
+    copies it into the container and, once the agent is done, replaces its working tree (never
+    its ``.git``) with what the agent left, so the host can diff it with its own git.
+    """
+
+    task_id: str
+    environment: Environment
+    workspace: Path
+    instruction: str
+    context: str = ""
+    # Values for the setup phase only; they never reach the agent, its image or the logs.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    # Values the agent phase sees on purpose (model API keys), from ``agent.credentials``.
+    agent_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxOutcome:
+    summary: str = ""
+
+
+class SandboxEvents(Protocol):
+    """How the sandbox reports back while it runs; implemented by the service."""
+
+    def phase(self, phase: Phase) -> None: ...
+
+    def log(self, phase: Phase, text: str) -> None: ...
+
+    def cancelled(self) -> bool:
+        """Polled while containers run; True makes the sandbox kill them at once."""
+        ...
+
+
+class Sandbox(Protocol):
+    def run(self, job: SandboxJob, events: SandboxEvents) -> SandboxOutcome:
+        """Provision, run the agent, collect into ``job.workspace``; containers always removed.
+
+        Raises SandboxError subclasses (SetupFailed, AgentFailed, AgentTimedOut, ...) or
+        TaskCancelled.
+        """
+        ...
+
+
+class Repository(Protocol):
+    def checkout(self, env: Environment, dest: Path, ref: str | None = None) -> str:
+        """Clone ``env.repository`` into ``dest`` at ``ref`` (default: the base branch).
+
+        Returns the checked-out commit.
+        """
+        ...
+
+    def collect_patch(self, workdir: Path) -> Patch:
+        """The binary-safe diff of ``workdir``'s working tree against its HEAD."""
+        ...
+
+    def publish(
+        self, env: Environment, base_commit: str, patch: Patch, branch: str, message: str,
+        author: str,
+    ) -> str:
+        """Commit ``patch`` on ``base_commit`` and push it as ``branch``; returns the commit."""
+        ...
+
+
+@dataclass(frozen=True)
+class PullRequestDraft:
+    branch: str
+    base: str
+    title: str
+    body: str
+
+
+class Forge(Protocol):
+    def open_pull_request(self, env: Environment, draft: PullRequestDraft) -> PullRequest:
+        """Open a pull request for ``draft.branch``, or return the one already open for it."""
+        ...
+
+
+class Notifier(Protocol):
+    def task_changed(self, task: Task) -> None:
+        """Called after every persisted change of state; must not raise for delivery trouble."""
+        ...
+
+
+class Queue(Protocol):
+    def enqueue(self, task_id: str, queue: str, timeout_s: int) -> None: ...

@@ -1,0 +1,107 @@
+"""What a task is made of: where it came from, who asked, what for, with which context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatops.core.lifecycle import TaskState
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CliOrigin(_Frozen):
+    kind: Literal["cli"] = "cli"
+    user: str = "cli"
+
+
+class SlackThread(_Frozen):
+    kind: Literal["slack"] = "slack"
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    message_ts: str
+
+
+class LinearIssue(_Frozen):
+    kind: Literal["linear"] = "linear"
+    issue_id: str
+    identifier: str = ""
+    agent_session_id: str | None = None
+
+
+Origin = Annotated[CliOrigin | SlackThread | LinearIssue, Field(discriminator="kind")]
+
+
+class ContextMessage(_Frozen):
+    """One message of the thread or issue the request came from."""
+
+    author: str
+    text: str
+    at: datetime | None = None
+    links: tuple[str, ...] = ()
+
+
+class TaskRequest(_Frozen):
+    """A normalized request, whichever door it came in by."""
+
+    origin: Origin
+    requester: str
+    instruction: str = Field(min_length=1)
+    context: tuple[ContextMessage, ...] = ()
+    environment: str | None = None
+    attempts: int = Field(default=1, ge=1, le=8)
+    parent_task_id: str | None = None
+    # Set by adapters whose transport redelivers (Slack event ids, Linear deliveries):
+    # a second request with the same key returns the first task instead of a new one.
+    dedupe_key: str | None = None
+
+
+class PullRequest(_Frozen):
+    forge: str
+    number: int
+    url: str
+    branch: str
+    base: str
+    title: str
+    body: str = ""
+
+
+class Patch(_Frozen):
+    """A binary-safe patch (``git diff --binary``) and its stat."""
+
+    data: bytes
+    files_changed: int = 0
+    insertions: int = 0
+    deletions: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.data.strip()
+
+    @property
+    def stat(self) -> str:
+        files = "file" if self.files_changed == 1 else "files"
+        return f"{self.files_changed} {files} changed, +{self.insertions} -{self.deletions}"
+
+
+class Task(_Frozen):
+    """A persisted task as the service and the adapters see it."""
+
+    id: str
+    state: TaskState
+    request: TaskRequest
+    environment: str
+    queue: str
+    created_at: datetime
+    updated_at: datetime
+    reason: str = ""
+    branch: str = ""
+    base_commit: str = ""
+    summary: str = ""
+    diffstat: str = ""
+    pull_request: PullRequest | None = None
