@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -73,6 +74,17 @@ class Sandbox(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CommitSpec:
+    base_commit: str
+    patch: Patch
+    branch: str
+    message: str
+    author: str  # "Name <email>"; also the committer
+    # Author and committer date; fixed per task so that a retried delivery makes the same commit.
+    date: datetime
+
+
 class Repository(Protocol):
     def checkout(self, env: Environment, dest: Path, ref: str | None = None) -> str:
         """Clone ``env.repository`` into ``dest`` at ``ref`` (default: the base branch).
@@ -85,11 +97,12 @@ class Repository(Protocol):
         """The binary-safe diff of ``workdir``'s working tree against its HEAD."""
         ...
 
-    def publish(
-        self, env: Environment, base_commit: str, patch: Patch, branch: str, message: str,
-        author: str,
-    ) -> str:
-        """Commit ``patch`` on ``base_commit`` and push it as ``branch``; returns the commit."""
+    def publish(self, env: Environment, commit: CommitSpec) -> str:
+        """Commit ``commit.patch`` on ``commit.base_commit``, push it as ``commit.branch``.
+
+        Returns the new commit's id. Idempotent: the same spec yields the same commit, so a
+        redelivered job pushes nothing new.
+        """
         ...
 
 
