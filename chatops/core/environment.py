@@ -204,7 +204,9 @@ class Catalogue:
         )
 
 
-def parse_environments(text: str, source: str = "environments.toml", base_dir: str = "") -> Catalogue:
+def parse_environments(
+    text: str, source: str = "environments.toml", base_dir: str = ""
+) -> Catalogue:
     """Parse an environments file. Relative repository paths are taken from ``base_dir``."""
     try:
         data = tomllib.loads(text)

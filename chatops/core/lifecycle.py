@@ -10,12 +10,12 @@ a new task linked to the old one.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from chatops.core.errors import InvalidTransition
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     QUEUED = "queued"
     PROVISIONING = "provisioning"
     RUNNING = "running"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -20,7 +20,7 @@ from chatops.core.environment import Environment
 from chatops.core.task import Patch, PullRequest, Task
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     SETUP = "setup"
     AGENT = "agent"
     COLLECT = "collect"

@@ -1,0 +1,84 @@
+"""Every sentence chatops says to a person, in one place so they can be read and improved."""
+
+from __future__ import annotations
+
+from chatops.core.lifecycle import TaskState
+from chatops.core.task import CliOrigin, LinearIssue, SlackThread, Task, TaskRequest
+
+TITLE_LIMIT = 72  # characters; what forges show without truncating
+
+STATE_LINES = {
+    TaskState.QUEUED: "queued",
+    TaskState.PROVISIONING: "setting up the environment",
+    TaskState.RUNNING: "agent running",
+    TaskState.DELIVERING: "opening the pull request",
+    TaskState.SUCCEEDED: "pull request ready",
+    TaskState.FAILED: "failed",
+    TaskState.CANCELLED: "cancelled",
+}
+
+
+def pull_request_title(request: TaskRequest) -> str:
+    first = next((line.strip() for line in request.instruction.splitlines() if line.strip()), "")
+    first = first.lstrip("#").strip() or "changes requested"
+    if len(first) > TITLE_LIMIT:
+        first = first[: TITLE_LIMIT - 1].rstrip() + "…"
+    return first
+
+
+def origin_line(request: TaskRequest) -> str:
+    origin = request.origin
+    if isinstance(origin, SlackThread):
+        return f"Requested by {request.requester} in Slack (channel {origin.channel_id})."
+    if isinstance(origin, LinearIssue):
+        issue = origin.identifier or origin.issue_id
+        return f"Requested by {request.requester} on Linear issue {issue}."
+    assert isinstance(origin, CliOrigin)
+    return f"Requested by {request.requester} from the command line."
+
+
+def pull_request_body(task: Task, diffstat: str) -> str:
+    parts = [
+        "## Summary",
+        task.summary.strip() or "_The agent left no summary._",
+        "",
+        "## Request",
+        "\n".join(f"> {line}" for line in task.request.instruction.strip().splitlines()),
+        "",
+        origin_line(task.request),
+        f"Environment: `{task.environment}` ({task.reason or 'chosen at submission'}).",
+        f"Changes: {diffstat}.",
+        f"Task: `{task.id}` — `chatops logs {task.id}` shows every phase's log.",
+    ]
+    return "\n".join(parts)
+
+
+def commit_message(task: Task) -> str:
+    return f"{pull_request_title(task.request)}\n\nchatops task {task.id}\n"
+
+
+def environment_receipt(name: str, why: str) -> str:
+    return f"environment {name}: {why}"
+
+
+def final_line(task: Task) -> str:
+    if task.state is TaskState.SUCCEEDED and task.pull_request:
+        pr = task.pull_request
+        return f"pull request #{pr.number} ready: {pr.url} ({task.diffstat})"
+    if task.state is TaskState.CANCELLED:
+        return f"cancelled: {task.reason}" if task.reason else "cancelled"
+    return f"failed: {task.reason} — see `chatops logs {task.id}`"
+
+
+def context_markdown(request: TaskRequest) -> str:
+    """The thread or issue as the agent reads it: one section per message, links kept."""
+    if not request.context:
+        return ""
+    lines = ["# Conversation this request came from", ""]
+    for message in request.context:
+        when = f" ({message.at:%Y-%m-%d %H:%M} UTC)" if message.at else ""
+        lines.append(f"## {message.author}{when}")
+        lines.append(message.text.strip())
+        lines.extend(f"- {link}" for link in message.links)
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The tables. One row per task, plus its transitions and its log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, LargeBinary
+from sqlmodel import Field, SQLModel
+
+
+class TaskRow(SQLModel, table=True):
+    __tablename__ = "tasks"
+
+    id: str = Field(primary_key=True)
+    state: str = Field(index=True)
+    reason: str = ""
+    environment: str
+    queue: str
+    origin_kind: str = Field(index=True)
+    # The normalized request, as the core's TaskRequest serializes it.
+    request_json: str
+    # Redelivered webhooks carry the same key; the unique index makes the second insert fail.
+    dedupe_key: str | None = Field(default=None, unique=True)
+    parent_id: str | None = Field(default=None, index=True)
+    branch: str = ""
+    base_commit: str = ""
+    summary: str = ""
+    diffstat: str = ""
+    patch: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    pull_request_json: str = ""
+    cancel_requested: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransitionRow(SQLModel, table=True):
+    __tablename__ = "task_transitions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, foreign_key="tasks.id")
+    from_state: str
+    to_state: str
+    reason: str = ""
+    at: datetime
+
+
+class LogRow(SQLModel, table=True):
+    __tablename__ = "task_logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, foreign_key="tasks.id")
+    phase: str
+    text: str
+    at: datetime

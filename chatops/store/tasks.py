@@ -1,0 +1,230 @@
+"""Queries over tasks: create, read, move through the lifecycle, append and read logs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from chatops.core.errors import InvalidTransition, TaskNotFound
+from chatops.core.lifecycle import TERMINAL_STATES, TaskState, check_transition
+from chatops.core.task import PullRequest, Task, TaskRequest
+from chatops.store.tables import LogRow, TaskRow, TransitionRow
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_task_id() -> str:
+    # Time-ordered so ids sort like tasks; 40 random bits keep concurrent submits apart.
+    return f"t{int(utcnow().timestamp()):x}{secrets.token_hex(5)}"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    phase: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: TaskState | None  # None for the row's creation
+    to_state: TaskState
+    reason: str
+    at: datetime
+
+
+class TaskStore:
+    """All reads and writes of tasks go through here; every method is one transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- creation and reads -------------------------------------------------------------
+
+    def create(
+        self, request: TaskRequest, environment: str, queue: str, reason: str
+    ) -> tuple[Task, bool]:
+        """Persist a queued task. Returns (task, created); a known dedupe key returns the old."""
+        if request.dedupe_key:
+            existing = self.find_by_dedupe_key(request.dedupe_key)
+            if existing is not None:
+                return existing, False
+        now = self.clock()
+        row = TaskRow(
+            id=new_task_id(),
+            state=TaskState.QUEUED.value,
+            reason=reason,
+            environment=environment,
+            queue=queue,
+            origin_kind=request.origin.kind,
+            request_json=request.model_dump_json(),
+            dedupe_key=request.dedupe_key,
+            parent_id=request.parent_task_id,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with Session(self.engine) as session:
+                session.add(row)
+                session.add(TransitionRow(task_id=row.id, from_state="", to_state=row.state,
+                                          reason=reason, at=now))
+                session.commit()
+                session.refresh(row)
+        except IntegrityError:
+            # Two deliveries of one event raced past the lookup: the first insert won.
+            if request.dedupe_key:
+                existing = self.find_by_dedupe_key(request.dedupe_key)
+                if existing is not None:
+                    return existing, False
+            raise
+        return _to_task(row), True
+
+    def find_by_dedupe_key(self, key: str) -> Task | None:
+        with Session(self.engine) as session:
+            row = session.exec(select(TaskRow).where(TaskRow.dedupe_key == key)).first()
+            return _to_task(row) if row else None
+
+    def get(self, task_id: str) -> Task:
+        return _to_task(self._row(task_id))
+
+    def recent(self, limit: int = 50, states: set[TaskState] | None = None) -> list[Task]:
+        query = select(TaskRow).order_by(col(TaskRow.created_at).desc()).limit(limit)
+        if states:
+            query = query.where(col(TaskRow.state).in_([s.value for s in states]))
+        with Session(self.engine) as session:
+            return [_to_task(row) for row in session.exec(query)]
+
+    def active(self) -> list[Task]:
+        live = set(TaskState) - TERMINAL_STATES
+        return self.recent(limit=10_000, states=live)
+
+    def patch(self, task_id: str) -> bytes | None:
+        return self._row(task_id).patch
+
+    def transitions(self, task_id: str) -> list[Transition]:
+        query = (select(TransitionRow).where(TransitionRow.task_id == task_id)
+                 .order_by(col(TransitionRow.id)))
+        with Session(self.engine) as session:
+            return [
+                Transition(TaskState(r.from_state) if r.from_state else None,
+                           TaskState(r.to_state), r.reason, r.at)
+                for r in session.exec(query)
+            ]
+
+    # -- writes -----------------------------------------------------------------------
+
+    def transition(
+        self, task_id: str, target: TaskState, reason: str = "",
+        expect: TaskState | None = None,
+    ) -> Task:
+        """Move a task to ``target``, checked against the lifecycle table.
+
+        The update is a compare-and-set on the state read, so a worker and a cancelling
+        user can never both win; ``expect`` additionally requires a particular current state.
+        Raises InvalidTransition when the move is not allowed from the state it is in.
+        """
+        while True:
+            current = TaskState(self._row(task_id).state)
+            if expect is not None and current is not expect:
+                raise InvalidTransition(
+                    f"task {task_id} is {current.value}, not {expect.value}",
+                    "it moved on in the meantime",
+                )
+            check_transition(current, target)
+            now = self.clock()
+            with Session(self.engine) as session:
+                result = session.execute(
+                    update(TaskRow)
+                    .where(col(TaskRow.id) == task_id, col(TaskRow.state) == current.value)
+                    .values(state=target.value, reason=reason, updated_at=now)
+                )
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    session.rollback()
+                    continue  # somebody moved it first: re-read and re-check
+                session.add(TransitionRow(task_id=task_id, from_state=current.value,
+                                          to_state=target.value, reason=reason, at=now))
+                session.commit()
+            return self.get(task_id)
+
+    def update(self, task_id: str, **fields: Any) -> Task:
+        """Set result fields (branch, base_commit, summary, diffstat, patch, pull_request)."""
+        pull_request = fields.pop("pull_request", None)
+        if isinstance(pull_request, PullRequest):
+            fields["pull_request_json"] = pull_request.model_dump_json()
+        with Session(self.engine) as session:
+            session.execute(
+                update(TaskRow).where(col(TaskRow.id) == task_id)
+                .values(updated_at=self.clock(), **fields)
+            )
+            session.commit()
+        return self.get(task_id)
+
+    def request_cancel(self, task_id: str) -> None:
+        self.update(task_id, cancel_requested=True)
+
+    def cancel_requested(self, task_id: str) -> bool:
+        with Session(self.engine) as session:
+            row = session.get(TaskRow, task_id)
+            return bool(row and row.cancel_requested)
+
+    # -- logs -------------------------------------------------------------------------
+
+    def append_log(self, task_id: str, phase: str, text: str) -> None:
+        with Session(self.engine) as session:
+            session.add(LogRow(task_id=task_id, phase=phase, text=text, at=self.clock()))
+            session.commit()
+
+    def logs(self, task_id: str, after: int = 0, phase: str | None = None) -> list[LogEntry]:
+        query = (select(LogRow).where(LogRow.task_id == task_id, col(LogRow.id) > after)
+                 .order_by(col(LogRow.id)))
+        if phase:
+            query = query.where(LogRow.phase == phase)
+        with Session(self.engine) as session:
+            return [LogEntry(r.id or 0, r.phase, r.text, r.at) for r in session.exec(query)]
+
+    def _row(self, task_id: str) -> TaskRow:
+        with Session(self.engine) as session:
+            row = session.get(TaskRow, task_id)
+        if row is None:
+            raise TaskNotFound(f"there is no task {task_id!r}")
+        return row
+
+
+def _to_task(row: TaskRow) -> Task:
+    pull_request = (PullRequest.model_validate_json(row.pull_request_json)
+                    if row.pull_request_json else None)
+    return Task(
+        id=row.id,
+        state=TaskState(row.state),
+        request=TaskRequest.model_validate_json(row.request_json),
+        environment=row.environment,
+        queue=row.queue,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        reason=row.reason,
+        branch=row.branch,
+        base_commit=row.base_commit,
+        summary=row.summary,
+        diffstat=row.diffstat,
+        pull_request=pull_request,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands datetimes back naive; every time we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
