@@ -1,0 +1,80 @@
+"""The worker: RQ's job entry point, crash handling, and reconciliation at start.
+
+RQ forks a work horse per job; ``run_task`` builds its own Runtime in the horse so no database
+connection or Docker socket crosses the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from chatops.app.settings import Settings
+from chatops.app.wiring import Runtime
+from chatops.core.lifecycle import TaskState
+
+log = logging.getLogger(__name__)
+
+
+def run_task(task_id: str) -> str:
+    """RQ job: run one task to its end. Returns the terminal state for RQ's record."""
+    runtime = Runtime(Settings.from_env())
+    task = runtime.service.run(task_id)
+    runtime.engine.dispose()
+    return task.state.value
+
+
+def reconcile(runtime: Runtime) -> list[str]:
+    """Settle what a previous crash left: tasks no worker holds, containers no task owns.
+
+    A queued task whose job vanished from Redis (a Redis restart without persistence) is
+    queued again; a task that was past queued when its worker died is failed with the reason.
+    Returns a line per action, for the log.
+    """
+    actions = []
+    for task in runtime.store.active():
+        status = _job_status(runtime, task.id)
+        if task.state is TaskState.QUEUED and status is None:
+            env = runtime.catalogue.get(task.environment)
+            runtime.service.s.queue.enqueue(task.id, task.queue, env.job_timeout)
+            actions.append(f"re-queued {task.id}: its job was missing from Redis")
+        elif task.state is not TaskState.QUEUED and status not in {JobStatus.STARTED}:
+            runtime.service.abandon(task.id, "the worker running it stopped unexpectedly")
+            actions.append(f"failed {task.id}: its worker stopped while it was {task.state}")
+    try:
+        from sandbox.reaper import reap
+
+        keep = {task.id for task in runtime.store.active()}
+        actions += [f"removed containers left by {tid}" for tid in reap(runtime.docker, keep)]
+    except Exception as exc:  # the engine may be down; the next task run will say so
+        actions.append(f"could not look for leftover containers: {exc}")
+    return actions
+
+
+def _job_status(runtime: Runtime, task_id: str) -> JobStatus | None:
+    try:
+        return Job.fetch(task_id, connection=runtime.redis).get_status()
+    except NoSuchJobError:
+        return None
+
+
+def work(runtime: Runtime, queues: Sequence[str], burst: bool = False) -> bool:
+    for line in reconcile(runtime):
+        log.warning("%s", line)
+
+    def horse_killed(job: Job, pid: int, status: int, rusage: Any) -> None:
+        # The horse died without finishing (OOM killer, SIGKILL): its task must still end.
+        reason = f"the worker process died (pid {pid}, status {status})"
+        runtime.service.abandon(job.id, reason)
+
+    worker = Worker(
+        [Queue(name, connection=runtime.redis) for name in queues],
+        connection=runtime.redis,
+        work_horse_killed_handler=horse_killed,
+    )
+    return bool(worker.work(burst=burst, logging_level="INFO"))
