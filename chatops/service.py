@@ -48,6 +48,8 @@ LOG_FLUSH_S = 0.5
 LOG_FLUSH_BYTES = 64 * 1024
 # Per task; an agent that prints more gets a note instead of filling the database.
 LOG_CAP_BYTES = 8 * 1024 * 1024
+# Seconds between heartbeats of a running task; a long silence means its worker died.
+HEARTBEAT_S = 5.0
 
 
 @dataclass
@@ -108,7 +110,8 @@ class TaskService:
             return self._end(task_id, TaskState.CANCELLED, "cancelled before it started")
         workdir = self.s.workdir / task_id
         try:
-            self._run(task, workdir)
+            with _Heartbeat(self.s.store, task_id):
+                self._run(task, workdir)
         except TaskCancelled as exc:
             self._end(task_id, TaskState.CANCELLED, exc.message)
         except ChatopsError as exc:
@@ -122,14 +125,14 @@ class TaskService:
 
     def _run(self, task: Task, workdir: Path) -> None:
         env = self.s.catalogue.get(task.environment)
-        self._move(task.id, TaskState.PROVISIONING, f"setting up {env.name}")
+        self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
         secrets = self._values(env, [(s.name, s.source) for s in env.secrets], "secret")
         credentials = self._values(env, [(n, n) for n in env.agent.resolved_credentials],
                                    "agent credential")
         checkout = workdir / "checkout"
         base = self.s.repository.checkout(env, checkout)
         self.s.store.update(task.id, base_commit=base)
-        with _TaskEvents(self, task.id) as events:
+        with _TaskEvents(self, task.id, env) as events:
             outcome = self.s.sandbox.run(
                 SandboxJob(
                     task_id=task.id, environment=env, workspace=checkout,
@@ -139,14 +142,13 @@ class TaskService:
                 ),
                 events,
             )
-        self._move(task.id, TaskState.DELIVERING, "collecting the changes")
         patch = self.s.repository.collect_patch(checkout)
-        branch = f"{self.s.branch_prefix}{task.id}"
-        task = self.s.store.update(task.id, patch=patch.data, diffstat=patch.stat,
-                                   summary=outcome.summary, branch=branch)
+        self.s.store.update(task.id, patch=patch.data, diffstat=patch.stat,
+                            summary=outcome.summary)
         if patch.empty:
             raise NoChanges("no changes: the agent finished without editing any file")
-        self._log(task.id, Phase.DELIVER, f"changes: {patch.stat}\n")
+        task = self.s.store.update(task.id, branch=f"{self.s.branch_prefix}{task.id}")
+        self._move(task.id, TaskState.DELIVERING, patch.stat)
         self._deliver(task, env, base, patch)
 
     def _deliver(self, task: Task, env: Environment, base: str, patch: Patch) -> None:
@@ -231,13 +233,40 @@ class TaskService:
         self.s.store.append_log(task_id, phase.value, text)
 
 
+class _Heartbeat:
+    """Touches the task every HEARTBEAT_S while the worker holds it."""
+
+    def __init__(self, store: TaskStore, task_id: str) -> None:
+        self.store = store
+        self.task_id = task_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"beat-{task_id}")
+
+    def __enter__(self) -> _Heartbeat:
+        self.store.touch(self.task_id)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.store.touch(self.task_id)
+            except Exception:
+                log.exception("heartbeat of task %s failed", self.task_id)
+
+
 class _TaskEvents:
     """The sandbox's view of the task: phase changes, buffered logs, the cancel flag."""
 
-    def __init__(self, service: TaskService, task_id: str,
+    def __init__(self, service: TaskService, task_id: str, env: Environment,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.service = service
         self.task_id = task_id
+        self.env = env
         self.clock = clock
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, str]] = []
@@ -256,7 +285,7 @@ class _TaskEvents:
     def phase(self, phase: Phase) -> None:
         self.flush()
         if phase is Phase.AGENT:
-            self.service._move(self.task_id, TaskState.RUNNING, "agent running")
+            self.service._move(self.task_id, TaskState.RUNNING, texts.agent_receipt(self.env))
 
     def log(self, phase: Phase, text: str) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from chatops.core import texts
 from chatops.core.task import Task
-from chatops.store.tasks import TaskStore
+from chatops.store.tasks import TaskStore, Transition
 
 # Seconds between reads of the store while following; short enough to feel live.
 FOLLOW_POLL_S = 0.3
@@ -16,24 +16,34 @@ FOLLOW_POLL_S = 0.3
 
 def follow(store: TaskStore, task_id: str, out: TextIO = sys.stdout, show_logs: bool = True,
            poll_s: float = FOLLOW_POLL_S) -> Task:
-    """Print the task's transitions (and logs) until it ends; returns the ended task."""
+    """Print the task's transitions (and logs, indented) in order until it ends."""
     seen_transitions = 0
     last_log = 0
     while True:
         task = store.get(task_id)
-        if show_logs:
-            last_log = print_logs(store, task_id, out, after=last_log, prefix="    ")
         transitions = store.transitions(task_id)
-        for step in transitions[seen_transitions:]:
-            reason = f": {step.reason}" if step.reason and not step.to_state.terminal else ""
-            out.write(f"[{step.at:%H:%M:%S}] {texts.STATE_LINES[step.to_state]}{reason}\n")
+        lines = [(step.at, 0, _transition_line(step)) for step in transitions[seen_transitions:]]
         seen_transitions = len(transitions)
+        if show_logs:
+            entries = store.logs(task_id, after=last_log)
+            last_log = entries[-1].id if entries else last_log
+            lines += [(entry.at, 1, _indented(entry.text)) for entry in entries]
+        out.write("".join(text for _, _, text in sorted(lines, key=lambda item: item[:2])))
         out.flush()
         if task.state.terminal:
-            if show_logs:
-                print_logs(store, task_id, out, after=last_log, prefix="    ")
             return task
         time.sleep(poll_s)
+
+
+def _transition_line(step: Transition) -> str:
+    label = texts.STATE_LINES[step.to_state]
+    reason = f": {step.reason}" if step.reason and not step.to_state.terminal else ""
+    return f"[{step.at:%H:%M:%S}] {label}{reason}\n"
+
+
+def _indented(text: str) -> str:
+    body = "".join("    " + line for line in text.splitlines(keepends=True))
+    return body if body.endswith("\n") else body + "\n"
 
 
 def print_logs(store: TaskStore, task_id: str, out: TextIO, after: int = 0,

@@ -22,6 +22,9 @@ DEFAULT_BRANCH_PREFIX = "chatops/"
 # The web app binds to loopback unless told otherwise: the task API shows logs and diffs.
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 8000
+# Seconds without a heartbeat after which a running task's worker is taken for dead
+# (heartbeats come every 5 s, so this is a dozen missed beats).
+DEFAULT_STALE_AFTER_S = 60
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Settings:
     api_token: str = ""
     bind: str = DEFAULT_BIND
     port: int = DEFAULT_PORT
+    stale_after_s: int = DEFAULT_STALE_AFTER_S
     # The whole process environment: secrets and agent credentials are looked up in it by name.
     host_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -42,10 +46,6 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("CHATOPS_HOME", DEFAULT_HOME)).expanduser()
-        try:
-            port = int(env.get("PORT", DEFAULT_PORT))
-        except ValueError:
-            raise ConfigError(f"PORT must be a number, not {env['PORT']!r}") from None
         return cls(
             home=home,
             database_url=env.get("CHATOPS_DATABASE_URL", f"sqlite:///{home / 'chatops.db'}"),
@@ -55,7 +55,8 @@ class Settings:
             branch_prefix=env.get("CHATOPS_BRANCH_PREFIX", DEFAULT_BRANCH_PREFIX),
             api_token=env.get("CHATOPS_API_TOKEN", ""),
             bind=env.get("CHATOPS_BIND", DEFAULT_BIND),
-            port=port,
+            port=_number(env, "PORT", DEFAULT_PORT),
+            stale_after_s=_number(env, "CHATOPS_STALE_AFTER", DEFAULT_STALE_AFTER_S),
             host_env=env,
         )
 
@@ -73,3 +74,10 @@ class Settings:
                 "create one from environments.example.toml or set CHATOPS_ENVIRONMENTS",
             ) from None
         return parse_environments(text, source=str(path), base_dir=str(path.parent.resolve()))
+
+
+def _number(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {env[name]!r}") from None

@@ -15,6 +15,7 @@ def task_view(task: Task, store: TaskStore | None = None) -> dict[str, Any]:
         "state": task.state.value,
         "reason": task.reason,
         "environment": task.environment,
+        "environment_reason": task.environment_reason,
         "queue": task.queue,
         "origin": task.request.origin.model_dump(),
         "requester": task.request.requester,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Worker
@@ -17,6 +18,7 @@ from rq.job import Job, JobStatus
 from chatops.app.settings import Settings
 from chatops.app.wiring import Runtime
 from chatops.core.lifecycle import TaskState
+from chatops.store.tasks import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +35,20 @@ def reconcile(runtime: Runtime) -> list[str]:
     """Settle what a previous crash left: tasks no worker holds, containers no task owns.
 
     A queued task whose job vanished from Redis (a Redis restart without persistence) is
-    queued again; a task that was past queued when its worker died is failed with the reason.
+    queued again; a task past queued whose heartbeat went stale is failed with the reason.
     Returns a line per action, for the log.
     """
     actions = []
     for task in runtime.store.active():
-        status = _job_status(runtime, task.id)
-        if task.state is TaskState.QUEUED and status is None:
+        if task.state is TaskState.QUEUED and _job_status(runtime, task.id) is None:
             env = runtime.catalogue.get(task.environment)
             runtime.service.s.queue.enqueue(task.id, task.queue, env.job_timeout)
             actions.append(f"re-queued {task.id}: its job was missing from Redis")
-        elif task.state is not TaskState.QUEUED and status not in {JobStatus.STARTED}:
-            runtime.service.abandon(task.id, "the worker running it stopped unexpectedly")
-            actions.append(f"failed {task.id}: its worker stopped while it was {task.state}")
+    cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_s)
+    for task in runtime.store.stale(cutoff):
+        runtime.service.abandon(
+            task.id, f"the worker running it stopped while it was {task.state.value}")
+        actions.append(f"failed {task.id}: its worker stopped while it was {task.state.value}")
     try:
         from sandbox.reaper import reap
 

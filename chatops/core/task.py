@@ -99,6 +99,7 @@ class Task(_Frozen):
     queue: str
     created_at: datetime
     updated_at: datetime
+    environment_reason: str = ""
     reason: str = ""
     branch: str = ""
     base_commit: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatops.core.environment import Environment
 from chatops.core.lifecycle import TaskState
 from chatops.core.task import CliOrigin, LinearIssue, SlackThread, Task, TaskRequest
 
@@ -46,7 +47,7 @@ def pull_request_body(task: Task, diffstat: str) -> str:
         "\n".join(f"> {line}" for line in task.request.instruction.strip().splitlines()),
         "",
         origin_line(task.request),
-        f"Environment: `{task.environment}` ({task.reason or 'chosen at submission'}).",
+        f"Environment: `{task.environment}` ({task.environment_reason}).",
         f"Changes: {diffstat}.",
         f"Task: `{task.id}` — `chatops logs {task.id}` shows every phase's log.",
     ]
@@ -59,6 +60,12 @@ def commit_message(task: Task) -> str:
 
 def environment_receipt(name: str, why: str) -> str:
     return f"environment {name}: {why}"
+
+
+def agent_receipt(env: Environment) -> str:
+    agent = env.agent.preset or "custom command"
+    network = "no network" if env.network == "off" else "network on"
+    return f"{agent} agent, {network}, {env.timeout} s limit"
 
 
 def final_line(task: Task) -> str:

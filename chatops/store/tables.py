@@ -15,6 +15,8 @@ class TaskRow(SQLModel, table=True):
     state: str = Field(index=True)
     reason: str = ""
     environment: str
+    # Why this environment was chosen: the receipt every origin is shown.
+    environment_reason: str = ""
     queue: str
     origin_kind: str = Field(index=True)
     # The normalized request, as the core's TaskRequest serializes it.
@@ -29,6 +31,8 @@ class TaskRow(SQLModel, table=True):
     patch: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     pull_request_json: str = ""
     cancel_requested: bool = False
+    # Touched by the worker while it runs the task; a stale one means the worker died.
+    heartbeat_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -69,6 +69,7 @@ class TaskStore:
             state=TaskState.QUEUED.value,
             reason=reason,
             environment=environment,
+            environment_reason=reason,
             queue=queue,
             origin_kind=request.origin.kind,
             request_json=request.model_dump_json(),
@@ -173,6 +174,22 @@ class TaskStore:
             session.commit()
         return self.get(task_id)
 
+    def touch(self, task_id: str) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(TaskRow).where(col(TaskRow.id) == task_id)
+                            .values(heartbeat_at=self.clock()))
+            session.commit()
+
+    def stale(self, older_than: datetime) -> list[Task]:
+        """Tasks past queued whose worker has not touched them since ``older_than``."""
+        live = [s.value for s in TaskState if not s.terminal and s is not TaskState.QUEUED]
+        query = select(TaskRow).where(
+            col(TaskRow.state).in_(live),
+            (col(TaskRow.heartbeat_at) < older_than) | col(TaskRow.heartbeat_at).is_(None),
+        )
+        with Session(self.engine) as session:
+            return [_to_task(row) for row in session.exec(query)]
+
     def request_cancel(self, task_id: str) -> None:
         self.update(task_id, cancel_requested=True)
 
@@ -212,6 +229,7 @@ def _to_task(row: TaskRow) -> Task:
         state=TaskState(row.state),
         request=TaskRequest.model_validate_json(row.request_json),
         environment=row.environment,
+        environment_reason=row.environment_reason,
         queue=row.queue,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
