@@ -102,7 +102,7 @@ def _ensure_image(runtime: Runtime) -> None:
 
 
 def _show_pull_request(number: int, repository: Path) -> None:
-    from integrations.local.forge import LocalForge
+    from integrations.git.local_forge import LocalForge
 
     forge = LocalForge()
     pr = forge.get_pull_request(str(repository), number)

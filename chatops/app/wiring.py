@@ -71,8 +71,8 @@ class Runtime:
 
     @cached_property
     def service(self) -> TaskService:
+        from integrations.git.local_forge import LocalForge
         from integrations.git.repository import GitRepository
-        from integrations.local.forge import LocalForge
 
         return TaskService(Services(
             store=self.store,

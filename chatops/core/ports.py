@@ -2,7 +2,7 @@
 
     Sandbox     runs one task's phases in containers            (sandbox/)
     Repository  git on the host: checkout, patch, push           (integrations/git/)
-    Forge       opens or finds the pull request for a branch     (integrations/local/, github/)
+    Forge       opens or finds the pull request for a branch     (integrations/git/, github/)
     Notifier    tells the origin what happened                   (integrations/slack/, linear/)
     Queue       hands a task to a worker                         (chatops/app/queue.py)
 """
