@@ -140,7 +140,10 @@ class Environment(_Strict):
     setup_timeout: Seconds = DEFAULT_SETUP_TIMEOUT_S
     agent: AgentSpec = AgentSpec(preset="script")
     queue: str = "default"
-    forge: Literal["local"] = "local"
+    # "local": a bare repository on disk; "github": github.com or GitHub Enterprise Server.
+    forge: Literal["local", "github"] = "local"
+    # Open pull requests as drafts (forges that support it).
+    draft: bool = False
     # A read-only root filesystem for the agent; /workspace, /tmp and $HOME stay writable.
     read_only: bool = True
     description: str = ""

@@ -25,6 +25,8 @@ class SlackThread(_Frozen):
     channel_id: str
     thread_ts: str
     message_ts: str
+    # The thread's permalink, for links back from the pull request.
+    url: str = ""
 
 
 class LinearIssue(_Frozen):
@@ -32,6 +34,7 @@ class LinearIssue(_Frozen):
     issue_id: str
     identifier: str = ""
     agent_session_id: str | None = None
+    url: str = ""
 
 
 Origin = Annotated[CliOrigin | SlackThread | LinearIssue, Field(discriminator="kind")]

@@ -30,10 +30,12 @@ def pull_request_title(request: TaskRequest) -> str:
 def origin_line(request: TaskRequest) -> str:
     origin = request.origin
     if isinstance(origin, SlackThread):
-        return f"Requested by {request.requester} in Slack (channel {origin.channel_id})."
+        where = f"[a Slack thread]({origin.url})" if origin.url else "a Slack thread"
+        return f"Requested by {request.requester} in {where} (channel {origin.channel_id})."
     if isinstance(origin, LinearIssue):
         issue = origin.identifier or origin.issue_id
-        return f"Requested by {request.requester} on Linear issue {issue}."
+        where = f"[{issue}]({origin.url})" if origin.url else issue
+        return f"Requested by {request.requester} on Linear issue {where}."
     assert isinstance(origin, CliOrigin)
     return f"Requested by {request.requester} from the command line."
 
