@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from chatops.core.errors import InvalidTransition
@@ -8,7 +10,7 @@ HAPPY_PATH = [TaskState.QUEUED, TaskState.PROVISIONING, TaskState.RUNNING,
 
 
 def test_the_happy_path_is_allowed_step_by_step():
-    for current, target in zip(HAPPY_PATH, HAPPY_PATH[1:], strict=False):
+    for current, target in itertools.pairwise(HAPPY_PATH):
         check_transition(current, target)
 
 

@@ -60,7 +60,8 @@ def test_exec_opens_a_pull_request_end_to_end(deployment, docker_client):
     assert ".deps/marker" not in tree
 
     diff = deployment.cli("diff", task["id"])
-    assert "GIT binary patch" in diff.stdout and "+    for attempt in range(attempts):" in diff.stdout
+    assert "GIT binary patch" in diff.stdout
+    assert "+    for attempt in range(attempts):" in diff.stdout
 
     logs = deployment.cli("logs", task["id"]).stdout
     assert "setup sees ***" in logs
