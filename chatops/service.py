@@ -1,4 +1,4 @@
-"""Use cases: submit a request, run a task, cancel it. Talks to ports and the store only.
+"""Use cases: submit a request, run a task, cancel or retry it. Talks to ports and the store.
 
 Every task ends in exactly one terminal state and carries the reason in ``Task.reason``;
 ``run`` turns every failure, expected or not, into that reason rather than letting it escape.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +20,14 @@ from chatops.core.errors import (
     InvalidTransition,
     MissingSecret,
     NoChanges,
+    NotAuthorized,
     QueueUnavailable,
     TaskCancelled,
 )
 from chatops.core.lifecycle import TaskState
 from chatops.core.ports import (
     CommitSpec,
+    ContextSource,
     Forge,
     Notifier,
     Phase,
@@ -36,20 +37,15 @@ from chatops.core.ports import (
     Sandbox,
     SandboxJob,
 )
-from chatops.core.task import Patch, Task, TaskRequest
+from chatops.core.task import Patch, SlackThread, Task, TaskRequest
 from chatops.store.tasks import TaskStore
+from chatops.tracking import Heartbeat, TaskEvents
 
 log = logging.getLogger(__name__)
 
-# Seconds between checks of the cancel flag while a container runs: fast enough to feel instant.
-CANCEL_POLL_S = 0.5
-# Log lines are written in batches at most this far apart (seconds) or this large (bytes).
-LOG_FLUSH_S = 0.5
-LOG_FLUSH_BYTES = 64 * 1024
-# Per task; an agent that prints more gets a note instead of filling the database.
-LOG_CAP_BYTES = 8 * 1024 * 1024
-# Seconds between heartbeats of a running task; a long silence means its worker died.
-HEARTBEAT_S = 5.0
+# Seconds a process waits for another to finish posting a task's first status message
+# before it posts one of its own (only the first message is ever raced for).
+STATUS_REF_WAIT_S = 10.0
 
 
 @dataclass
@@ -63,6 +59,8 @@ class Services:
     repository: Repository
     forges: Mapping[str, Forge]
     notifier: Notifier
+    # Readers of the conversation a request came from, by origin kind ("slack", "linear").
+    context_sources: Mapping[str, ContextSource] = field(default_factory=dict)
     # Where secret and credential values come from (the worker's environment).
     host_env: Mapping[str, str] = field(default_factory=dict)
     workdir: Path = Path("/tmp/chatops")
@@ -76,25 +74,81 @@ class TaskService:
 
     # -- submit ---------------------------------------------------------------------
 
-    def submit(self, request: TaskRequest) -> Task:
+    def submit(self, request: TaskRequest, announce: bool = True) -> Task:
         """Persist the request as a queued task, then hand it to a worker.
 
         The row is committed before the job is enqueued, so nothing is lost if Redis is down:
-        the task then fails at once with the reason instead of vanishing.
-        Raises UnknownEnvironment before anything is written when no environment fits.
+        the task then fails at once with the reason instead of vanishing. A new request in a
+        thread that already had a task continues that task's branch and pull request.
+        Raises UnknownEnvironment / AmbiguousEnvironment / NotAuthorized before anything is
+        written. ``announce=False`` leaves the first notification to ``announce()``, for
+        adapters that must answer their webhook before talking back to the origin.
         """
-        env, why = self.s.catalogue.choose(request.environment)
-        receipt = texts.environment_receipt(env.name, why)
-        task, created = self.s.store.create(request, env.name, env.queue, receipt)
+        if request.dedupe_key:
+            known = self.s.store.find_by_dedupe_key(request.dedupe_key)
+            if known is not None:
+                return known
+        request, env, why = self._place(request)
+        task, created = self.s.store.create(request, env.name, env.queue,
+                                            texts.environment_receipt(env.name, why))
         if not created:
             return task
-        self._notify(task)
         try:
             self.s.queue.enqueue(task.id, env.queue, env.job_timeout)
         except QueueUnavailable as exc:
             self._end(task.id, TaskState.FAILED, f"could not queue the task: {exc}")
             raise
+        if announce:
+            self.announce(task.id)
         return self.s.store.get(task.id)
+
+    def _place(self, request: TaskRequest) -> tuple[TaskRequest, Environment, str]:
+        """Choose the environment, check the requester, link a follow-up to its parent."""
+        channel = request.origin.channel_id if isinstance(request.origin, SlackThread) else None
+        parent = None if request.parent_task_id else self.s.store.latest_in_thread(request)
+        if parent is not None and not request.environment:
+            env = self.s.catalogue.get(parent.environment)
+            why = f"follow-up to task {parent.id} in this thread"
+        else:
+            env, why = self.s.catalogue.choose(request.environment, channel)
+        refusal = env.refusal(request.requester, channel)
+        if refusal:
+            raise NotAuthorized(refusal)
+        if parent is not None and parent.environment == env.name:
+            request = request.model_copy(update={"parent_task_id": parent.id})
+        return request, env, why
+
+    def announce(self, task_id: str) -> None:
+        """Send the first notification of a task submitted with ``announce=False``."""
+        self._notify(self.s.store.get(task_id))
+
+    def hold(self, request: TaskRequest, choices: list[str]) -> str:
+        """Keep a request whose environment must be asked for; returns its pending id."""
+        return self.s.store.hold(request, choices)
+
+    def resolve(self, pending_id: str, environment: str) -> Task:
+        """Submit a held request with the environment its requester picked (once)."""
+        request, choices, task_id = self.s.store.pending(pending_id)
+        if task_id is not None:
+            return self.s.store.get(task_id)
+        if environment not in choices:
+            raise ChatopsError(f"{environment!r} was not one of the choices",
+                               f"pick one of: {', '.join(choices)}")
+        task = self.submit(request.model_copy(update={
+            "environment": environment, "dedupe_key": f"pending:{pending_id}"}))
+        self.s.store.settle(pending_id, task.id)
+        return task
+
+    def retry(self, task_id: str, requester: str | None = None) -> Task:
+        """Run an ended task's request again as a new task (the Retry button)."""
+        old = self.s.store.get(task_id)
+        if not old.state.terminal:
+            raise ChatopsError(f"task {task_id} is still {old.state.value}",
+                               "wait for it to end, or cancel it first")
+        return self.submit(old.request.model_copy(update={
+            "environment": old.environment, "dedupe_key": None,
+            "requester": requester or old.request.requester,
+        }))
 
     # -- run (the worker's job) -------------------------------------------------------
 
@@ -110,7 +164,7 @@ class TaskService:
             return self._end(task_id, TaskState.CANCELLED, "cancelled before it started")
         workdir = self.s.workdir / task_id
         try:
-            with _Heartbeat(self.s.store, task_id):
+            with Heartbeat(self.s.store, task_id):
                 self._run(task, workdir)
         except TaskCancelled as exc:
             self._end(task_id, TaskState.CANCELLED, exc.message)
@@ -126,13 +180,16 @@ class TaskService:
     def _run(self, task: Task, workdir: Path) -> None:
         env = self.s.catalogue.get(task.environment)
         self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
+        task = self._read_conversation(task)
         secrets = self._values(env, [(s.name, s.source) for s in env.secrets], "secret")
         credentials = self._values(env, [(n, n) for n in env.agent.resolved_credentials],
                                    "agent credential")
+        parent = self._continued(task)
         checkout = workdir / "checkout"
-        base = self.s.repository.checkout(env, checkout)
+        base = self.s.repository.checkout(env, checkout, parent.branch if parent else None)
         self.s.store.update(task.id, base_commit=base)
-        with _TaskEvents(self, task.id, env) as events:
+        with TaskEvents(self.s.store, task.id, on_agent=lambda: self._move(
+                task.id, TaskState.RUNNING, texts.agent_receipt(env))) as events:
             outcome = self.s.sandbox.run(
                 SandboxJob(
                     task_id=task.id, environment=env, workspace=checkout,
@@ -147,11 +204,29 @@ class TaskService:
                             summary=outcome.summary)
         if patch.empty:
             raise NoChanges("no changes: the agent finished without editing any file")
-        task = self.s.store.update(task.id, branch=f"{self.s.branch_prefix}{task.id}")
+        branch = parent.branch if parent else f"{self.s.branch_prefix}{task.id}"
+        task = self.s.store.update(task.id, branch=branch)
         self._move(task.id, TaskState.DELIVERING, patch.stat)
-        self._deliver(task, env, base, patch)
+        self._deliver(task, env, base, patch, follow_up=parent is not None)
 
-    def _deliver(self, task: Task, env: Environment, base: str, patch: Patch) -> None:
+    def _read_conversation(self, task: Task) -> Task:
+        source = self.s.context_sources.get(task.request.origin.kind)
+        if source is None:
+            return task
+        context = source.fetch(task.request)
+        self._log(task.id, Phase.SETUP, f"read {len(context)} message(s) of the conversation\n")
+        return self.s.store.set_request(task.id, task.request.model_copy(
+            update={"context": context}))
+
+    def _continued(self, task: Task) -> Task | None:
+        """The earlier task whose branch a follow-up builds on, if it opened a pull request."""
+        if not task.request.parent_task_id:
+            return None
+        parent = self.s.store.get(task.request.parent_task_id)
+        return parent if parent.pull_request and parent.branch else None
+
+    def _deliver(self, task: Task, env: Environment, base: str, patch: Patch,
+                 follow_up: bool) -> None:
         commit = self.s.repository.publish(env, CommitSpec(
             base_commit=base, patch=patch, branch=task.branch,
             message=texts.commit_message(task), author=self.s.author, date=task.created_at,
@@ -162,9 +237,13 @@ class TaskService:
             branch=task.branch, base=env.base_branch,
             title=texts.pull_request_title(task.request),
             body=texts.pull_request_body(task, patch.stat),
+            draft=env.draft,
         ))
+        if follow_up:
+            forge.comment(env, pr.number, texts.follow_up_comment(task, patch.stat))
         self.s.store.update(task.id, pull_request=pr)
-        self._move(task.id, TaskState.SUCCEEDED, f"pull request #{pr.number} opened")
+        verb = "updated" if follow_up else "opened"
+        self._move(task.id, TaskState.SUCCEEDED, f"pull request #{pr.number} {verb}")
 
     def _values(self, env: Environment, names: list[tuple[str, str]], kind: str) -> dict[str, str]:
         values = {}
@@ -223,104 +302,27 @@ class TaskService:
         return task
 
     def _notify(self, task: Task) -> None:
+        """Tell the origin, keeping one status message per task across processes."""
         try:
-            self.s.notifier.task_changed(task)
+            if not task.status_ref:
+                if self.s.store.claim_status_ref(task.id):
+                    ref = self.s.notifier.task_changed(task)
+                    self.s.store.set_status_ref(task.id, ref or "")
+                    return
+                task = self._await_status_ref(task)
+            ref = self.s.notifier.task_changed(task)
+            if ref and ref != task.status_ref:
+                self.s.store.set_status_ref(task.id, ref)
         except Exception:
             # A chat outage must not change the task's outcome; the store still has it.
             log.exception("notifying the origin of task %s failed", task.id)
 
+    def _await_status_ref(self, task: Task) -> Task:
+        deadline = time.monotonic() + STATUS_REF_WAIT_S
+        while self.s.store.status_ref_pending(task.id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fresh = self.s.store.get(task.id)
+        return task.model_copy(update={"status_ref": fresh.status_ref})
+
     def _log(self, task_id: str, phase: Phase, text: str) -> None:
         self.s.store.append_log(task_id, phase.value, text)
-
-
-class _Heartbeat:
-    """Touches the task every HEARTBEAT_S while the worker holds it."""
-
-    def __init__(self, store: TaskStore, task_id: str) -> None:
-        self.store = store
-        self.task_id = task_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"beat-{task_id}")
-
-    def __enter__(self) -> _Heartbeat:
-        self.store.touch(self.task_id)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            try:
-                self.store.touch(self.task_id)
-            except Exception:
-                log.exception("heartbeat of task %s failed", self.task_id)
-
-
-class _TaskEvents:
-    """The sandbox's view of the task: phase changes, buffered logs, the cancel flag."""
-
-    def __init__(self, service: TaskService, task_id: str, env: Environment,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.service = service
-        self.task_id = task_id
-        self.env = env
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._buffer: list[tuple[str, str]] = []
-        self._buffered = 0
-        self._written = 0
-        self._last_flush = clock()
-        self._last_poll = 0.0
-        self._cancelled = False
-
-    def __enter__(self) -> _TaskEvents:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.flush()
-
-    def phase(self, phase: Phase) -> None:
-        self.flush()
-        if phase is Phase.AGENT:
-            self.service._move(self.task_id, TaskState.RUNNING, texts.agent_receipt(self.env))
-
-    def log(self, phase: Phase, text: str) -> None:
-        with self._lock:
-            if self._written + self._buffered > LOG_CAP_BYTES:
-                return
-            self._buffer.append((phase.value, text))
-            self._buffered += len(text)
-            if self._written + self._buffered > LOG_CAP_BYTES:
-                self._buffer.append((phase.value, "\n[log truncated: over the per-task cap]\n"))
-            due = (self._buffered >= LOG_FLUSH_BYTES
-                   or self.clock() - self._last_flush >= LOG_FLUSH_S)
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            pending, self._buffer = self._buffer, []
-            self._written += self._buffered
-            self._buffered = 0
-            self._last_flush = self.clock()
-        merged: list[tuple[str, str]] = []
-        for phase, text in pending:
-            if merged and merged[-1][0] == phase:
-                merged[-1] = (phase, merged[-1][1] + text)
-            else:
-                merged.append((phase, text))
-        for phase, text in merged:
-            self.service.s.store.append_log(self.task_id, phase, text)
-
-    def cancelled(self) -> bool:
-        now = self.clock()
-        if not self._cancelled and now - self._last_poll >= CANCEL_POLL_S:
-            self._last_poll = now
-            self._cancelled = self.service.s.store.cancel_requested(self.task_id)
-        if self.clock() - self._last_flush >= LOG_FLUSH_S:
-            self.flush()
-        return self._cancelled
-

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from chatops.core.agents import PRESETS
-from chatops.core.errors import ConfigError, UnknownEnvironment
+from chatops.core.errors import AmbiguousEnvironment, ConfigError, UnknownEnvironment
 
 # The sandbox image built offline by `chatops image build`.
 DEFAULT_IMAGE = "chatops/sandbox:busybox"
@@ -147,6 +147,12 @@ class Environment(_Strict):
     # A read-only root filesystem for the agent; /workspace, /tmp and $HOME stay writable.
     read_only: bool = True
     description: str = ""
+    # Chat channels (Slack channel ids) whose requests use this environment by default.
+    channels: tuple[str, ...] = ()
+    # Who may use it: requester ids (Slack user ids, Linear user ids, CLI user names) and
+    # channels. Empty means no restriction.
+    allowed_users: tuple[str, ...] = ()
+    allowed_channels: tuple[str, ...] = ()
 
     @field_validator("env")
     @classmethod
@@ -162,6 +168,20 @@ class Environment(_Strict):
         if clash:
             raise ValueError(f"{', '.join(sorted(clash))} is both a secret and a plain env var")
         return self
+
+    @property
+    def repository_name(self) -> str:
+        """The repository's last path part without ``.git``: ``acme/webapp.git`` -> webapp."""
+        tail = self.repository.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return tail.removesuffix(".git")
+
+    def refusal(self, requester: str, channel: str | None = None) -> str | None:
+        """Why ``requester`` (in ``channel``) may not use this environment, or None."""
+        if self.allowed_users and requester not in self.allowed_users:
+            return f"you are not on the allowed users of environment {self.name}"
+        if self.allowed_channels and channel is not None and channel not in self.allowed_channels:
+            return f"environment {self.name} is not enabled in this channel"
+        return None
 
     @property
     def job_timeout(self) -> int:
@@ -194,17 +214,35 @@ class Catalogue:
                 f"there is no environment named {name!r} (known: {known})"
             ) from None
 
-    def choose(self, requested: str | None) -> tuple[Environment, str]:
-        """The environment to use and why: the named one, or the only one there is."""
+    def choose(self, requested: str | None, channel: str | None = None,
+               ) -> tuple[Environment, str]:
+        """The environment to use and why, in order: the one named (by environment or
+        repository name), the channel's default, the only one there is.
+
+        Raises UnknownEnvironment for a name that fits nothing, AmbiguousEnvironment (with the
+        candidates) when nothing decides.
+        """
         if requested:
-            return self.get(requested), f"named in the request ({requested})"
-        if len(self._by_name) == 1:
-            (only,) = self._by_name.values()
-            return only, f"the only environment ({only.name})"
-        raise UnknownEnvironment(
-            "the request names no environment and there are several: " + ", ".join(self.names()),
-            "name one, e.g. `--env NAME` or `env:NAME` in the message",
-        )
+            if requested in self._by_name:
+                return self._by_name[requested], f"named in the request ({requested})"
+            by_repo = [e for e in self if e.repository_name == requested]
+            if len(by_repo) == 1:
+                return by_repo[0], f"its repository was named in the request ({requested})"
+            if not by_repo:
+                return self.get(requested), ""  # raises, listing the known names
+            candidates = by_repo
+        else:
+            candidates = list(self)
+        if channel and not requested:
+            defaults = [e for e in candidates if channel in e.channels]
+            if len(defaults) == 1:
+                return defaults[0], f"the default for this channel ({defaults[0].name})"
+        if len(candidates) == 1:
+            return candidates[0], f"the only environment ({candidates[0].name})"
+        names = sorted(e.name for e in candidates)
+        what = f"several environments use repository {requested}" if requested else (
+            "the request names no environment and there are several")
+        raise AmbiguousEnvironment(f"{what}: {', '.join(names)}", names)
 
 
 def parse_environments(

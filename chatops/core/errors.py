@@ -6,6 +6,7 @@ whichever door a request came in by, its origin is told the cause and the fix.
     ChatopsError
     ├── ConfigError              an environment file or setting is invalid
     ├── UnknownEnvironment       a request named an environment that does not exist
+    │   └── AmbiguousEnvironment several fit and nothing says which: ask the requester
     ├── NotAuthorized            the requester may not use the environment
     ├── TaskNotFound
     ├── InvalidTransition        a lifecycle transition the table does not allow
@@ -49,6 +50,14 @@ class ConfigError(ChatopsError):
 
 class UnknownEnvironment(ChatopsError):
     default_hint = "run `chatops envs list` to see the environments you can use"
+
+
+class AmbiguousEnvironment(UnknownEnvironment):
+    default_hint = "name one, e.g. `--env NAME` or `env:NAME` in the message"
+
+    def __init__(self, message: str, choices: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.choices = choices
 
 
 class NotAuthorized(ChatopsError):

@@ -4,6 +4,7 @@
     Repository  git on the host: checkout, patch, push           (integrations/git/)
     Forge       opens or finds the pull request for a branch     (integrations/git/, github/)
     Notifier    tells the origin what happened                   (integrations/slack/, linear/)
+    ContextSource reads the conversation a request came from    (integrations/slack/, linear/)
     Queue       hands a task to a worker                         (chatops/app/queue.py)
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chatops.core.environment import Environment
-from chatops.core.task import Patch, PullRequest, Task
+from chatops.core.task import ContextMessage, Patch, PullRequest, Task, TaskRequest
 
 
 class Phase(StrEnum):
@@ -112,6 +113,7 @@ class PullRequestDraft:
     base: str
     title: str
     body: str
+    draft: bool = False
 
 
 class Forge(Protocol):
@@ -119,10 +121,26 @@ class Forge(Protocol):
         """Open a pull request for ``draft.branch``, or return the one already open for it."""
         ...
 
+    def comment(self, env: Environment, number: int, body: str) -> None:
+        """Add a comment to pull request ``number`` (follow-ups report what they added)."""
+        ...
+
 
 class Notifier(Protocol):
-    def task_changed(self, task: Task) -> None:
-        """Called after every persisted change of state; must not raise for delivery trouble."""
+    def task_changed(self, task: Task) -> str | None:
+        """Tell the task's origin about its state; called after every persisted change.
+
+        ``task.status_ref`` is what an earlier call returned (say, the ts of a Slack status
+        message) or empty; return the reference to reuse next time, so one message is
+        updated in place rather than a new one posted per state.
+        """
+        ...
+
+
+class ContextSource(Protocol):
+    def fetch(self, request: TaskRequest) -> tuple[ContextMessage, ...]:
+        """The whole conversation of the request's origin (a Slack thread, a Linear issue),
+        read when the task starts so that it includes everything said until then."""
         ...
 
 

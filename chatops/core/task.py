@@ -109,3 +109,5 @@ class Task(_Frozen):
     summary: str = ""
     diffstat: str = ""
     pull_request: PullRequest | None = None
+    # The origin's handle on its status message (see Notifier); empty until one is posted.
+    status_ref: str = ""

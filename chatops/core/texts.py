@@ -56,6 +56,13 @@ def pull_request_body(task: Task, diffstat: str) -> str:
     return "\n".join(parts)
 
 
+def follow_up_comment(task: Task, diffstat: str) -> str:
+    quoted = "\n".join(f"> {line}" for line in task.request.instruction.strip().splitlines())
+    summary = task.summary.strip() or "_The agent left no summary._"
+    return (f"Follow-up from task `{task.id}` ({diffstat}):\n\n{quoted}\n\n{summary}\n\n"
+            f"{origin_line(task.request)}")
+
+
 def commit_message(task: Task) -> str:
     return f"{pull_request_title(task.request)}\n\nchatops task {task.id}\n"
 

@@ -24,6 +24,8 @@ class TaskRow(SQLModel, table=True):
     # Redelivered webhooks carry the same key; the unique index makes the second insert fail.
     dedupe_key: str | None = Field(default=None, unique=True)
     parent_id: str | None = Field(default=None, index=True)
+    # The conversation the request came from (see tasks.thread_key), to find follow-ups' parent.
+    thread_key: str = Field(default="", index=True)
     branch: str = ""
     base_commit: str = ""
     summary: str = ""
@@ -31,6 +33,8 @@ class TaskRow(SQLModel, table=True):
     patch: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     pull_request_json: str = ""
     cancel_requested: bool = False
+    # The origin's status message (Notifier); "pending" while one process is posting it.
+    status_ref: str = ""
     # Touched by the worker while it runs the task; a stale one means the worker died.
     heartbeat_at: datetime | None = None
     created_at: datetime
@@ -56,3 +60,16 @@ class LogRow(SQLModel, table=True):
     phase: str
     text: str
     at: datetime
+
+
+class PendingRow(SQLModel, table=True):
+    """A request waiting for its requester to pick an environment."""
+
+    __tablename__ = "pending_requests"
+
+    id: str = Field(primary_key=True)
+    request_json: str
+    choices_json: str
+    # Set once answered, so a double click never makes two tasks.
+    task_id: str | None = None
+    created_at: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +16,12 @@ from sqlmodel import Session, col, select
 
 from chatops.core.errors import InvalidTransition, TaskNotFound
 from chatops.core.lifecycle import TERMINAL_STATES, TaskState, check_transition
-from chatops.core.task import PullRequest, Task, TaskRequest
-from chatops.store.tables import LogRow, TaskRow, TransitionRow
+from chatops.core.task import LinearIssue, PullRequest, SlackThread, Task, TaskRequest
+from chatops.store.tables import LogRow, PendingRow, TaskRow, TransitionRow
 
 Clock = Callable[[], datetime]
+# Marks a status message being posted by some process; never shown outside the store.
+PENDING_REF = "pending"
 
 
 def utcnow() -> datetime:
@@ -75,6 +78,7 @@ class TaskStore:
             request_json=request.model_dump_json(),
             dedupe_key=request.dedupe_key,
             parent_id=request.parent_task_id,
+            thread_key=thread_key(request),
             created_at=now,
             updated_at=now,
         )
@@ -190,6 +194,71 @@ class TaskStore:
         with Session(self.engine) as session:
             return [_to_task(row) for row in session.exec(query)]
 
+    def claim_status_ref(self, task_id: str) -> bool:
+        """Take the right to post the task's first status message; True for one caller only."""
+        with Session(self.engine) as session:
+            result = session.execute(
+                update(TaskRow).where(col(TaskRow.id) == task_id, col(TaskRow.status_ref) == "")
+                .values(status_ref=PENDING_REF))
+            session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_status_ref(self, task_id: str, ref: str) -> None:
+        with Session(self.engine) as session:
+            session.execute(update(TaskRow).where(col(TaskRow.id) == task_id)
+                            .values(status_ref=ref))
+            session.commit()
+
+    def status_ref_pending(self, task_id: str) -> bool:
+        return self._row(task_id).status_ref == PENDING_REF
+
+    def latest_in_thread(self, request: TaskRequest) -> Task | None:
+        """The task a new request in the same thread or issue follows up on, if any:
+        the newest one that opened a pull request, else the newest one."""
+        key = thread_key(request)
+        if not key:
+            return None
+        query = (select(TaskRow).where(TaskRow.origin_kind == request.origin.kind,
+                                       TaskRow.thread_key == key)
+                 .order_by(col(TaskRow.created_at).desc()).limit(50))
+        with Session(self.engine) as session:
+            rows = list(session.exec(query))
+        chosen = next((row for row in rows if row.pull_request_json), rows[0] if rows else None)
+        return _to_task(chosen) if chosen else None
+
+    def set_request(self, task_id: str, request: TaskRequest) -> Task:
+        """Replace the stored request (the worker adds the conversation it read)."""
+        return self.update(task_id, request_json=request.model_dump_json())
+
+    # -- requests waiting for an answer --------------------------------------------------
+
+    def hold(self, request: TaskRequest, choices: list[str]) -> str:
+        pending_id = f"p{secrets.token_hex(8)}"
+        with Session(self.engine) as session:
+            session.add(PendingRow(id=pending_id, request_json=request.model_dump_json(),
+                                   choices_json=json.dumps(choices), created_at=self.clock()))
+            session.commit()
+        return pending_id
+
+    def pending(self, pending_id: str) -> tuple[TaskRequest, list[str], str | None]:
+        with Session(self.engine) as session:
+            row = session.get(PendingRow, pending_id)
+        if row is None:
+            raise TaskNotFound(f"there is no pending request {pending_id!r}",
+                               "it may have expired; mention the bot again")
+        return (TaskRequest.model_validate_json(row.request_json), json.loads(row.choices_json),
+                row.task_id)
+
+    def settle(self, pending_id: str, task_id: str) -> bool:
+        """Record the task a pending request became; False if another answer won."""
+        with Session(self.engine) as session:
+            result = session.execute(
+                update(PendingRow).where(col(PendingRow.id) == pending_id,
+                                         col(PendingRow.task_id).is_(None))
+                .values(task_id=task_id))
+            session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def request_cancel(self, task_id: str) -> None:
         self.update(task_id, cancel_requested=True)
 
@@ -221,6 +290,16 @@ class TaskStore:
         return row
 
 
+def thread_key(request: TaskRequest) -> str:
+    """One string per conversation: a Slack thread, a Linear issue; empty for the CLI."""
+    origin = request.origin
+    if isinstance(origin, SlackThread):
+        return f"{origin.team_id}/{origin.channel_id}/{origin.thread_ts}"
+    if isinstance(origin, LinearIssue):
+        return origin.issue_id
+    return ""
+
+
 def _to_task(row: TaskRow) -> Task:
     pull_request = (PullRequest.model_validate_json(row.pull_request_json)
                     if row.pull_request_json else None)
@@ -239,6 +318,7 @@ def _to_task(row: TaskRow) -> Task:
         summary=row.summary,
         diffstat=row.diffstat,
         pull_request=pull_request,
+        status_ref="" if row.status_ref == PENDING_REF else row.status_ref,
     )
 
 

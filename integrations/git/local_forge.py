@@ -70,6 +70,20 @@ class LocalForge:
             }
             return _pull_request(pulls, _create(pulls, record))
 
+    def comment(self, env: Environment, number: int, body: str) -> None:
+        """Append a comment (with its time) to the record's ``comments`` list."""
+        bare = bare_repository(env.repository)
+        pulls = bare / PULLS_DIR
+        with _locked(pulls / ".lock"):
+            record = _record(bare, number)
+            record.setdefault("comments", []).append(
+                {"body": body, "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
+            _rewrite(pulls / f"{number}.json", record)
+
+    def comments(self, repository: str, number: int) -> list[str]:
+        return [str(c.get("body", "")) for c in _record(bare_repository(repository), number)
+                .get("comments", [])]
+
     def list_pull_requests(self, repository: str) -> list[PullRequest]:
         """Every pull request of ``repository``, open or not, by number."""
         pulls = bare_repository(repository) / PULLS_DIR
@@ -137,6 +151,13 @@ def _create(pulls: Path, record: dict[str, Any]) -> dict[str, Any]:
             return numbered
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def _rewrite(path: Path, record: dict[str, Any]) -> None:
+    # Write aside, then rename over: readers see the old record or the new one, never half.
+    scratch = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    scratch.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(scratch, path)
 
 
 def _pull_request(pulls: Path, record: dict[str, Any]) -> PullRequest:

@@ -131,3 +131,41 @@ def test_results_and_binary_patches_are_stored(store):
 def test_unknown_task_is_a_clear_error(store):
     with pytest.raises(TaskNotFound, match="there is no task 'nope'"):
         store.get("nope")
+
+
+def test_only_one_process_may_post_the_first_status_message(store):
+    task, _ = store.create(request(), "web", "default", "")
+    assert store.claim_status_ref(task.id) is True
+    assert store.claim_status_ref(task.id) is False
+    assert store.status_ref_pending(task.id)
+    assert store.get(task.id).status_ref == ""  # "pending" never leaks out
+    store.set_status_ref(task.id, "1700000000.000100")
+    assert store.get(task.id).status_ref == "1700000000.000100"
+    assert store.claim_status_ref(task.id) is False
+
+
+def test_a_held_request_settles_once(store):
+    pending_id = store.hold(request(), ["api", "web"])
+    held, choices, task_id = store.pending(pending_id)
+    assert held.instruction == "fix it" and choices == ["api", "web"] and task_id is None
+    task, _ = store.create(held, "web", "default", "")
+    assert store.settle(pending_id, task.id) is True
+    assert store.settle(pending_id, "another") is False
+    assert store.pending(pending_id)[2] == task.id
+    with pytest.raises(TaskNotFound, match="no pending request"):
+        store.pending("p-unknown")
+
+
+def test_follow_ups_find_the_thread_task_with_a_pull_request(store):
+    from chatops.core.task import PullRequest
+
+    origin = SlackThread(team_id="T1", channel_id="C1", thread_ts="5.0", message_ts="5.0")
+    elsewhere = SlackThread(team_id="T1", channel_id="C1", thread_ts="6.0", message_ts="6.0")
+    first, _ = store.create(request(origin=origin), "web", "default", "")
+    store.update(first.id, pull_request=PullRequest(forge="local", number=1, url="u",
+                                                    branch="b", base="main", title="t"))
+    store.create(request(origin=origin), "web", "default", "")  # a later one without a PR
+    follow_up = request(origin=origin.model_copy(update={"message_ts": "5.9"}))
+    assert store.latest_in_thread(follow_up).id == first.id
+    assert store.latest_in_thread(request(origin=elsewhere)) is None
+    assert store.latest_in_thread(request()) is None  # the CLI has no threads
