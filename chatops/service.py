@@ -17,6 +17,7 @@ from chatops.core import texts
 from chatops.core.environment import Catalogue, Environment
 from chatops.core.errors import (
     ChatopsError,
+    ForgeError,
     InvalidTransition,
     MissingSecret,
     NoChanges,
@@ -118,6 +119,9 @@ class TaskService:
             request = request.model_copy(update={"parent_task_id": parent.id})
         return request, env, why
 
+    def task(self, task_id: str) -> Task:
+        return self.s.store.get(task_id)
+
     def announce(self, task_id: str) -> None:
         """Send the first notification of a task submitted with ``announce=False``."""
         self._notify(self.s.store.get(task_id))
@@ -179,6 +183,7 @@ class TaskService:
 
     def _run(self, task: Task, workdir: Path) -> None:
         env = self.s.catalogue.get(task.environment)
+        forge = self._forge(env)
         self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
         task = self._read_conversation(task)
         secrets = self._values(env, [(s.name, s.source) for s in env.secrets], "secret")
@@ -207,16 +212,25 @@ class TaskService:
         branch = parent.branch if parent else f"{self.s.branch_prefix}{task.id}"
         task = self.s.store.update(task.id, branch=branch)
         self._move(task.id, TaskState.DELIVERING, patch.stat)
-        self._deliver(task, env, base, patch, follow_up=parent is not None)
+        self._deliver(task, env, forge, base, patch, follow_up=parent is not None)
+
+    def _forge(self, env: Environment) -> Forge:
+        forge = self.s.forges.get(env.forge)
+        if forge is None:
+            raise ForgeError(
+                f"environment {env.name} delivers to {env.forge}, which is not configured",
+                "set GITHUB_TOKEN (or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY) for the worker",
+            )
+        return forge
 
     def _read_conversation(self, task: Task) -> Task:
         source = self.s.context_sources.get(task.request.origin.kind)
         if source is None:
             return task
-        context = source.fetch(task.request)
-        self._log(task.id, Phase.SETUP, f"read {len(context)} message(s) of the conversation\n")
-        return self.s.store.set_request(task.id, task.request.model_copy(
-            update={"context": context}))
+        request = source.read(task.request)
+        self._log(task.id, Phase.SETUP,
+                  f"read {len(request.context)} message(s) of the conversation\n")
+        return self.s.store.set_request(task.id, request)
 
     def _continued(self, task: Task) -> Task | None:
         """The earlier task whose branch a follow-up builds on, if it opened a pull request."""
@@ -225,14 +239,13 @@ class TaskService:
         parent = self.s.store.get(task.request.parent_task_id)
         return parent if parent.pull_request and parent.branch else None
 
-    def _deliver(self, task: Task, env: Environment, base: str, patch: Patch,
+    def _deliver(self, task: Task, env: Environment, forge: Forge, base: str, patch: Patch,
                  follow_up: bool) -> None:
         commit = self.s.repository.publish(env, CommitSpec(
             base_commit=base, patch=patch, branch=task.branch,
             message=texts.commit_message(task), author=self.s.author, date=task.created_at,
         ))
         self._log(task.id, Phase.DELIVER, f"pushed {commit[:12]} to {task.branch}\n")
-        forge = self.s.forges[env.forge]
         pr = forge.open_pull_request(env, PullRequestDraft(
             branch=task.branch, base=env.base_branch,
             title=texts.pull_request_title(task.request),

@@ -14,7 +14,7 @@ from chatops.app.queue import RQQueue, connect
 from chatops.app.settings import Settings
 from chatops.core.environment import Catalogue
 from chatops.core.errors import SandboxUnavailable
-from chatops.core.ports import Sandbox, SandboxEvents, SandboxJob, SandboxOutcome
+from chatops.core.ports import Forge, Sandbox, SandboxEvents, SandboxJob, SandboxOutcome
 from chatops.core.task import Task
 from chatops.service import Services, TaskService
 from chatops.store.engine import open_engine
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import docker
     from redis import Redis
     from sqlalchemy.engine import Engine
+
+    from integrations.github import GitHubForge
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +72,34 @@ class Runtime:
         return _DockerWhenRun(self)
 
     @cached_property
-    def service(self) -> TaskService:
+    def github(self) -> GitHubForge | None:
+        from integrations.github import GitHubForge, forge_settings_from
+
+        settings = forge_settings_from(self.settings.host_env)
+        return GitHubForge.from_settings(settings) if settings.configured else None
+
+    @cached_property
+    def forges(self) -> dict[str, Forge]:
         from integrations.git.local_forge import LocalForge
+
+        forges: dict[str, Forge] = {"local": LocalForge()}
+        if self.github is not None:
+            forges["github"] = self.github
+        return forges
+
+    @cached_property
+    def service(self) -> TaskService:
         from integrations.git.repository import GitRepository
 
+        github = self.github
         return TaskService(Services(
             store=self.store,
             catalogue=self.catalogue,
             queue=RQQueue(self.redis),
             sandbox=self.sandbox,
-            repository=GitRepository(),
-            forges={"local": LocalForge()},
+            # Pushes to GitHub carry the forge's token per command; other remotes get nothing.
+            repository=GitRepository(network_config=github.git_config if github else None),
+            forges=self.forges,
             notifier=LogNotifier(),
             host_env=self.settings.host_env,
             workdir=self.settings.workdir,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chatops.core.environment import Environment
-from chatops.core.task import ContextMessage, Patch, PullRequest, Task, TaskRequest
+from chatops.core.task import Patch, PullRequest, Task, TaskRequest
 
 
 class Phase(StrEnum):
@@ -138,11 +138,30 @@ class Notifier(Protocol):
 
 
 class ContextSource(Protocol):
-    def fetch(self, request: TaskRequest) -> tuple[ContextMessage, ...]:
-        """The whole conversation of the request's origin (a Slack thread, a Linear issue),
-        read when the task starts so that it includes everything said until then."""
+    def read(self, request: TaskRequest) -> TaskRequest:
+        """The request with its origin's whole conversation as context (and the origin's
+        link filled in), read when the task starts so it includes everything said until then.
+        """
         ...
 
 
 class Queue(Protocol):
     def enqueue(self, task_id: str, queue: str, timeout_s: int) -> None: ...
+
+
+class TaskDesk(Protocol):
+    """The use cases as chat adapters see them (implemented by chatops.service.TaskService)."""
+
+    def submit(self, request: TaskRequest, announce: bool = True) -> Task: ...
+
+    def announce(self, task_id: str) -> None: ...
+
+    def hold(self, request: TaskRequest, choices: list[str]) -> str: ...
+
+    def resolve(self, pending_id: str, environment: str) -> Task: ...
+
+    def cancel(self, task_id: str) -> Task: ...
+
+    def retry(self, task_id: str, requester: str | None = None) -> Task: ...
+
+    def task(self, task_id: str) -> Task: ...

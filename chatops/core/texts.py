@@ -98,3 +98,18 @@ def context_markdown(request: TaskRequest) -> str:
         lines.extend(f"- {link}" for link in message.links)
         lines.append("")
     return "\n".join(lines)
+
+
+CHAT_USAGE = (
+    "Tell me what to do after the mention, e.g. `@chatops fix the flaky retry test`. "
+    "Add `env:NAME` to pick the environment (or name its repository)."
+)
+
+
+def chat_refusal(message: str, hint: str) -> str:
+    fix = f" {hint[0].upper()}{hint[1:]}." if hint else ""
+    return f"Sorry, I can't take this one: {message}.{fix}"
+
+
+def chat_picked(environment: str, user_mention: str) -> str:
+    return f"Using environment *{environment}* (picked by {user_mention})."
