@@ -126,8 +126,8 @@ class TaskService:
         """Send the first notification of a task submitted with ``announce=False``."""
         self._notify(self.s.store.get(task_id))
 
-    def hold(self, request: TaskRequest, choices: list[str]) -> str:
-        """Keep a request whose environment must be asked for; returns its pending id."""
+    def hold(self, request: TaskRequest, choices: list[str]) -> tuple[str, bool]:
+        """Keep a request whose environment must be asked for: (pending id, newly held)."""
         return self.s.store.hold(request, choices)
 
     def resolve(self, pending_id: str, environment: str) -> Task:

@@ -243,6 +243,12 @@ def cmd_serve(runtime: Runtime, args: argparse.Namespace) -> int:
     from chatops.app.web import create_app
 
     settings = runtime.settings
+    if settings.slack_app_token and runtime.slack_app is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        # Socket Mode: Slack pushes events over a WebSocket this process opens, so no public
+        # URL is needed; /slack/events keeps working for the HTTP Events API.
+        SocketModeHandler(runtime.slack_app, settings.slack_app_token).connect()
     uvicorn.run(create_app(runtime), host=args.host or settings.bind,
                 port=args.port or settings.port, log_level="info")
     return 0

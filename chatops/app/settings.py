@@ -22,6 +22,7 @@ DEFAULT_BRANCH_PREFIX = "chatops/"
 # The web app binds to loopback unless told otherwise: the task API shows logs and diffs.
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 # Seconds without a heartbeat after which a running task's worker is taken for dead
 # (heartbeats come every 5 s, so this is a dozen missed beats).
 DEFAULT_STALE_AFTER_S = 60
@@ -39,6 +40,11 @@ class Settings:
     bind: str = DEFAULT_BIND
     port: int = DEFAULT_PORT
     stale_after_s: int = DEFAULT_STALE_AFTER_S
+    # Slack, with Bolt's variable names; the API URL moves for GovSlack and for tests.
+    slack_bot_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
     # The whole process environment: secrets and agent credentials are looked up in it by name.
     host_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -57,6 +63,10 @@ class Settings:
             bind=env.get("CHATOPS_BIND", DEFAULT_BIND),
             port=_number(env, "PORT", DEFAULT_PORT),
             stale_after_s=_number(env, "CHATOPS_STALE_AFTER", DEFAULT_STALE_AFTER_S),
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+            slack_app_token=env.get("SLACK_APP_TOKEN", ""),
+            slack_api_url=env.get("SLACK_API_URL", DEFAULT_SLACK_API_URL),
             host_env=env,
         )
 

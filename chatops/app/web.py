@@ -119,6 +119,15 @@ def create_app(runtime: Runtime) -> Starlette:
         task = await run_in_threadpool(runtime.service.cancel, request.path_params["task_id"])
         return JSONResponse(task_view(task), status_code=202)
 
+    async def slack_events(request: Request) -> Response:
+        app = runtime.slack_app
+        if app is None:
+            return _error(404, "Slack is not configured on this server",
+                          "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+        from integrations.slack.starlette import handle
+
+        return await handle(app, request)
+
     async def environments(request: Request) -> Response:
         return JSONResponse({"environments": [environment_view(e) for e in runtime.catalogue]})
 
@@ -131,6 +140,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/tasks/{task_id}/diff", guarded(diff)),
         Route("/api/tasks/{task_id}/cancel", guarded(cancel, writes=True), methods=["POST"]),
         Route("/api/environments", guarded(environments)),
+        Route("/slack/events", slack_events, methods=["POST"]),
     ])
 
 

@@ -14,7 +14,15 @@ from chatops.app.queue import RQQueue, connect
 from chatops.app.settings import Settings
 from chatops.core.environment import Catalogue
 from chatops.core.errors import SandboxUnavailable
-from chatops.core.ports import Forge, Sandbox, SandboxEvents, SandboxJob, SandboxOutcome
+from chatops.core.ports import (
+    ContextSource,
+    Forge,
+    Notifier,
+    Sandbox,
+    SandboxEvents,
+    SandboxJob,
+    SandboxOutcome,
+)
 from chatops.core.task import Task
 from chatops.service import Services, TaskService
 from chatops.store.engine import open_engine
@@ -23,6 +31,8 @@ from chatops.store.tasks import TaskStore
 if TYPE_CHECKING:
     import docker
     from redis import Redis
+    from slack_bolt import App
+    from slack_sdk import WebClient
     from sqlalchemy.engine import Engine
 
     from integrations.github import GitHubForge
@@ -33,8 +43,20 @@ log = logging.getLogger(__name__)
 class LogNotifier:
     """The notifier for tasks from the CLI or API: their callers read the store themselves."""
 
-    def task_changed(self, task: Task) -> None:
+    def task_changed(self, task: Task) -> str | None:
         log.info("task %s is %s: %s", task.id, task.state.value, task.reason)
+        return None
+
+
+class OriginNotifier:
+    """Routes each task's news to the notifier of the door it came in by."""
+
+    def __init__(self, by_kind: dict[str, Notifier], fallback: Notifier) -> None:
+        self.by_kind = by_kind
+        self.fallback = fallback
+
+    def task_changed(self, task: Task) -> str | None:
+        return self.by_kind.get(task.request.origin.kind, self.fallback).task_changed(task)
 
 
 class Runtime:
@@ -88,6 +110,49 @@ class Runtime:
         return forges
 
     @cached_property
+    def slack_client(self) -> WebClient | None:
+        if not self.settings.slack_bot_token:
+            return None
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+        # Only 429s are retried: Slack did not act on them, so a retry never posts twice.
+        return WebClient(token=self.settings.slack_bot_token,
+                         base_url=self.settings.slack_api_url,
+                         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+
+    @cached_property
+    def notifiers(self) -> dict[str, Notifier]:
+        notifiers: dict[str, Notifier] = {}
+        if self.slack_client is not None:
+            from integrations.slack.notifier import SlackNotifier
+
+            notifiers["slack"] = SlackNotifier(self.slack_client)
+        return notifiers
+
+    @cached_property
+    def context_sources(self) -> dict[str, ContextSource]:
+        sources: dict[str, ContextSource] = {}
+        if self.slack_client is not None:
+            from integrations.slack.thread import SlackThreadReader
+
+            sources["slack"] = SlackThreadReader(self.slack_client)
+        return sources
+
+    @cached_property
+    def slack_app(self) -> App | None:
+        """The Bolt app, when Slack is configured (bot token and signing secret)."""
+        if self.slack_client is None or not self.settings.slack_signing_secret:
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        from integrations.slack.bolt_app import create_bolt_app
+
+        return create_bolt_app(self.service, self.slack_client,
+                               self.settings.slack_signing_secret,
+                               ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack"))
+
+    @cached_property
     def service(self) -> TaskService:
         from integrations.git.repository import GitRepository
 
@@ -100,7 +165,8 @@ class Runtime:
             # Pushes to GitHub carry the forge's token per command; other remotes get nothing.
             repository=GitRepository(network_config=github.git_config if github else None),
             forges=self.forges,
-            notifier=LogNotifier(),
+            notifier=OriginNotifier(self.notifiers, LogNotifier()),
+            context_sources=self.context_sources,
             host_env=self.settings.host_env,
             workdir=self.settings.workdir,
             author=self.settings.author,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -232,13 +233,23 @@ class TaskStore:
 
     # -- requests waiting for an answer --------------------------------------------------
 
-    def hold(self, request: TaskRequest, choices: list[str]) -> str:
-        pending_id = f"p{secrets.token_hex(8)}"
-        with Session(self.engine) as session:
-            session.add(PendingRow(id=pending_id, request_json=request.model_dump_json(),
-                                   choices_json=json.dumps(choices), created_at=self.clock()))
-            session.commit()
-        return pending_id
+    def hold(self, request: TaskRequest, choices: list[str]) -> tuple[str, bool]:
+        """Keep a request until its environment is picked. Returns (id, created): a
+        redelivered request (same dedupe key) gets the id it had, and created=False."""
+        if request.dedupe_key:
+            digest = hashlib.sha256(request.dedupe_key.encode()).hexdigest()[:16]
+            pending_id = f"p{digest}"
+        else:
+            pending_id = f"p{secrets.token_hex(8)}"
+        try:
+            with Session(self.engine) as session:
+                session.add(PendingRow(id=pending_id, request_json=request.model_dump_json(),
+                                       choices_json=json.dumps(choices),
+                                       created_at=self.clock()))
+                session.commit()
+        except IntegrityError:
+            return pending_id, False
+        return pending_id, True
 
     def pending(self, pending_id: str) -> tuple[TaskRequest, list[str], str | None]:
         with Session(self.engine) as session:

@@ -145,7 +145,8 @@ def test_only_one_process_may_post_the_first_status_message(store):
 
 
 def test_a_held_request_settles_once(store):
-    pending_id = store.hold(request(), ["api", "web"])
+    pending_id, created = store.hold(request(), ["api", "web"])
+    assert created
     held, choices, task_id = store.pending(pending_id)
     assert held.instruction == "fix it" and choices == ["api", "web"] and task_id is None
     task, _ = store.create(held, "web", "default", "")
@@ -169,3 +170,9 @@ def test_follow_ups_find_the_thread_task_with_a_pull_request(store):
     assert store.latest_in_thread(follow_up).id == first.id
     assert store.latest_in_thread(request(origin=elsewhere)) is None
     assert store.latest_in_thread(request()) is None  # the CLI has no threads
+
+
+def test_a_redelivered_request_is_held_once(store):
+    first = store.hold(request(dedupe_key="slack:T1:Ev9"), ["api", "web"])
+    again = store.hold(request(dedupe_key="slack:T1:Ev9"), ["api", "web"])
+    assert first[1] is True and again == (first[0], False)
