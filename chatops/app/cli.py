@@ -248,7 +248,7 @@ def cmd_serve(runtime: Runtime, args: argparse.Namespace) -> int:
 
         # Socket Mode: Slack pushes events over a WebSocket this process opens, so no public
         # URL is needed; /slack/events keeps working for the HTTP Events API.
-        SocketModeHandler(runtime.slack_app, settings.slack_app_token).connect()
+        SocketModeHandler(runtime.slack_app, settings.slack_app_token).connect()  # type: ignore[no-untyped-call]
     uvicorn.run(create_app(runtime), host=args.host or settings.bind,
                 port=args.port or settings.port, log_level="info")
     return 0

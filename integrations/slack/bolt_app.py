@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def create_bolt_app(desk: TaskDesk, client: WebClient, signing_secret: str,
                     executor: Executor) -> App:
-    app = App(token=client.token, client=client, signing_secret=signing_secret,
+    app = App(client=client, signing_secret=signing_secret,
               process_before_response=True, token_verification_enabled=False)
     later = _Later(executor)
 

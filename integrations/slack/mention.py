@@ -43,7 +43,7 @@ def parse_mention(body: dict[str, Any], bot_user_id: str) -> Mention:
     missing = [k for k in ("user", "channel", "ts", "text") if not isinstance(event.get(k), str)]
     if missing:
         raise NotAMention(f"app_mention without {', '.join(missing)}")
-    text = strip_bot_mention(event["text"], bot_user_id)
+    text = readable(strip_bot_mention(event["text"], bot_user_id), {})
     text, environment, attempts = split_hints(text)
     return Mention(
         team_id=str(body.get("team_id") or event.get("team") or ""),
