@@ -18,6 +18,9 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# The whole-deployment fixture, shared by the end-to-end suites.
+pytest_plugins = ["tests.deployment"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip outside CI, fail in CI, when a real dependency is missing."""

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import CANARY, git
+from tests.deployment import CANARY, git
 
 pytestmark = pytest.mark.docker
 

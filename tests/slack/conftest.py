@@ -18,7 +18,7 @@ import uvicorn
 from chatops.app.settings import Settings
 from chatops.app.web import create_app
 from chatops.app.wiring import Runtime
-from tests.e2e.conftest import Deployment, deployment  # noqa: F401  (the fixture, reused)
+from tests.deployment import Deployment
 from tests.fakes import BOT_TOKEN, FakeSlack
 from tests.fakes.slack_signing import block_actions_form, event_envelope, sign
 

@@ -97,13 +97,13 @@ def test_a_follow_up_continues_the_same_branch_and_pull_request(slack):
     assert first.state is TaskState.SUCCEEDED, first.reason
 
     slack.mention("printf 'two\\n' >> CHANGES", thread_ts=parent)
-    second = [t for t in slack.store.recent() if t.id != first.id][0]
+    second = next(t for t in slack.store.recent() if t.id != first.id)
     assert second.request.parent_task_id == first.id
     second = slack.wait_until(lambda: ended(slack, second.id), what="the follow-up")
     assert second.state is TaskState.SUCCEEDED, second.reason
     assert second.branch == first.branch
     assert second.pull_request.number == first.pull_request.number
-    from tests.e2e.conftest import git
+    from tests.deployment import git
 
     assert git("show", f"{first.branch}:CHANGES", cwd=slack.deployment.repo) == "one\ntwo\n"
     from integrations.git.local_forge import LocalForge

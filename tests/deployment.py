@@ -1,4 +1,4 @@
-"""A whole deployment per test: real Redis, real worker processes, real Docker, real git.
+"""The `deployment` fixture: real Redis, real worker processes, real Docker, real git.
 
 The CLI and the worker run as subprocesses with their own environment, exactly as a user runs
 them; the test reads results back through the CLI's --json output and the store.
@@ -21,7 +21,7 @@ from chatops.app.settings import Settings
 from chatops.app.wiring import Runtime
 
 CANARY = "canary-7f3c9e1b5d"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 BASE_ENVIRONMENTS = """
 [environments.ok]
