@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +54,8 @@ class Services:
     """The ports a TaskService runs on, wired by chatops.app."""
 
     store: TaskStore
-    catalogue: Catalogue
+    # The current environments; a callable so that an edited file is picked up without a restart.
+    catalogue: Callable[[], Catalogue]
     queue: Queue
     sandbox: Sandbox
     repository: Repository
@@ -108,10 +109,10 @@ class TaskService:
         channel = request.origin.channel_id if isinstance(request.origin, SlackThread) else None
         parent = None if request.parent_task_id else self.s.store.latest_in_thread(request)
         if parent is not None and not request.environment:
-            env = self.s.catalogue.get(parent.environment)
+            env = self.s.catalogue().get(parent.environment)
             why = f"follow-up to task {parent.id} in this thread"
         else:
-            env, why = self.s.catalogue.choose(request.environment, channel)
+            env, why = self.s.catalogue().choose(request.environment, channel)
         refusal = env.refusal(request.requester, channel)
         if refusal:
             raise NotAuthorized(refusal)
@@ -182,7 +183,7 @@ class TaskService:
         return self.s.store.get(task_id)
 
     def _run(self, task: Task, workdir: Path) -> None:
-        env = self.s.catalogue.get(task.environment)
+        env = self.s.catalogue().get(task.environment)
         forge = self._forge(env)
         self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
         task = self._read_conversation(task)

@@ -119,14 +119,17 @@ def create_app(runtime: Runtime) -> Starlette:
         task = await run_in_threadpool(runtime.service.cancel, request.path_params["task_id"])
         return JSONResponse(task_view(task), status_code=202)
 
+    slack_endpoint = None
+    if runtime.slack_app is not None:
+        from integrations.slack.starlette import SlackEndpoint
+
+        slack_endpoint = SlackEndpoint(runtime.slack_app, runtime.settings.slack_signing_secret)
+
     async def slack_events(request: Request) -> Response:
-        app = runtime.slack_app
-        if app is None:
+        if slack_endpoint is None:
             return _error(404, "Slack is not configured on this server",
                           "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
-        from integrations.slack.starlette import handle
-
-        return await handle(app, request)
+        return await slack_endpoint(request)
 
     async def environments(request: Request) -> Response:
         return JSONResponse({"environments": [environment_view(e) for e in runtime.catalogue]})

@@ -62,6 +62,7 @@ class OriginNotifier:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._catalogue: tuple[int | None, Catalogue] | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -72,9 +73,17 @@ class Runtime:
     def store(self) -> TaskStore:
         return TaskStore(self.engine)
 
-    @cached_property
+    @property
     def catalogue(self) -> Catalogue:
-        return self.settings.load_catalogue()
+        """The environments file, read again whenever it changed on disk."""
+        path = self.settings.environments_file
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if self._catalogue is None or stamp != self._catalogue[0]:
+            self._catalogue = (stamp, self.settings.load_catalogue())
+        return self._catalogue[1]
 
     @cached_property
     def redis(self) -> Redis:
@@ -159,7 +168,7 @@ class Runtime:
         github = self.github
         return TaskService(Services(
             store=self.store,
-            catalogue=self.catalogue,
+            catalogue=lambda: self.catalogue,
             queue=RQQueue(self.redis),
             sandbox=self.sandbox,
             # Pushes to GitHub carry the forge's token per command; other remotes get nothing.
