@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.fakes.slack_signing import event_envelope, sign
-from tests.slack.conftest import ALICE, CHANNEL, SIGNING_SECRET
+from tests.slack_rig import ALICE, CHANNEL, SIGNING_SECRET
 
 pytestmark = pytest.mark.docker
 

@@ -9,7 +9,7 @@ import pytest
 
 from chatops.core.lifecycle import TaskState
 from integrations.slack import blocks
-from tests.slack.conftest import ALICE, BOB, CHANNEL, SLACK_ENVIRONMENTS
+from tests.slack_rig import ALICE, BOB, CHANNEL, SLACK_ENVIRONMENTS
 
 pytestmark = pytest.mark.docker
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from chatops.core.lifecycle import TaskState
-from tests.slack.conftest import ALICE, BOB, CHANNEL
+from tests.slack_rig import ALICE, BOB, CHANNEL
 
 pytestmark = pytest.mark.docker
 

@@ -1,4 +1,5 @@
-"""A deployment with Slack: the web app on loopback, a fake Slack Web API, real workers."""
+"""The `slack` fixture: a deployment with the web app on loopback, a fake Slack Web API
+(tests.fakes) reached through the real slack_sdk client, and real workers."""
 
 from __future__ import annotations
 
@@ -118,8 +119,14 @@ class SlackRig:
 
 
 @pytest.fixture
-def slack(deployment: Deployment) -> Iterator[SlackRig]:
-    with FakeSlack() as fake:
+def slack_identity() -> dict[str, str]:
+    """The workspace's ids (FakeSlack keyword arguments); override to replay recorded ids."""
+    return {}
+
+
+@pytest.fixture
+def slack(deployment: Deployment, slack_identity: dict[str, str]) -> Iterator[SlackRig]:
+    with FakeSlack(**slack_identity) as fake:
         fake.add_user(ALICE, "alice", real_name="Alice Liddell", display_name="alice")
         fake.add_user(BOB, "bob", real_name="Bob Builder", display_name="bob")
         deployment.environ.update({
