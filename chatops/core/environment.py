@@ -233,7 +233,7 @@ class Catalogue:
             candidates = by_repo
         else:
             candidates = list(self)
-        if channel and not requested:
+        if channel:
             defaults = [e for e in candidates if channel in e.channels]
             if len(defaults) == 1:
                 return defaults[0], f"the default for this channel ({defaults[0].name})"

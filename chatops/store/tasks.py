@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +58,15 @@ class TaskStore:
     def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        # SQLite takes one writer at a time and makes the others sleep and retry, in steps of
+        # up to 100 ms; queueing this process's writers on a lock instead keeps bursts fast.
+        self._write_lock = (threading.Lock() if engine.dialect.name == "sqlite"
+                            else contextlib.nullcontext())
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._write_lock, Session(self.engine) as session:
+            yield session
 
     # -- creation and reads -------------------------------------------------------------
 
@@ -84,7 +95,7 @@ class TaskStore:
             updated_at=now,
         )
         try:
-            with Session(self.engine) as session:
+            with self._write() as session:
                 session.add(row)
                 session.add(TransitionRow(task_id=row.id, from_state="", to_state=row.state,
                                           reason=reason, at=now))
@@ -152,7 +163,7 @@ class TaskStore:
                 )
             check_transition(current, target)
             now = self.clock()
-            with Session(self.engine) as session:
+            with self._write() as session:
                 result = session.execute(
                     update(TaskRow)
                     .where(col(TaskRow.id) == task_id, col(TaskRow.state) == current.value)
@@ -171,7 +182,7 @@ class TaskStore:
         pull_request = fields.pop("pull_request", None)
         if isinstance(pull_request, PullRequest):
             fields["pull_request_json"] = pull_request.model_dump_json()
-        with Session(self.engine) as session:
+        with self._write() as session:
             session.execute(
                 update(TaskRow).where(col(TaskRow.id) == task_id)
                 .values(updated_at=self.clock(), **fields)
@@ -180,7 +191,7 @@ class TaskStore:
         return self.get(task_id)
 
     def touch(self, task_id: str) -> None:
-        with Session(self.engine) as session:
+        with self._write() as session:
             session.execute(update(TaskRow).where(col(TaskRow.id) == task_id)
                             .values(heartbeat_at=self.clock()))
             session.commit()
@@ -197,7 +208,7 @@ class TaskStore:
 
     def claim_status_ref(self, task_id: str) -> bool:
         """Take the right to post the task's first status message; True for one caller only."""
-        with Session(self.engine) as session:
+        with self._write() as session:
             result = session.execute(
                 update(TaskRow).where(col(TaskRow.id) == task_id, col(TaskRow.status_ref) == "")
                 .values(status_ref=PENDING_REF))
@@ -205,7 +216,7 @@ class TaskStore:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def set_status_ref(self, task_id: str, ref: str) -> None:
-        with Session(self.engine) as session:
+        with self._write() as session:
             session.execute(update(TaskRow).where(col(TaskRow.id) == task_id)
                             .values(status_ref=ref))
             session.commit()
@@ -242,7 +253,7 @@ class TaskStore:
         else:
             pending_id = f"p{secrets.token_hex(8)}"
         try:
-            with Session(self.engine) as session:
+            with self._write() as session:
                 session.add(PendingRow(id=pending_id, request_json=request.model_dump_json(),
                                        choices_json=json.dumps(choices),
                                        created_at=self.clock()))
@@ -262,7 +273,7 @@ class TaskStore:
 
     def settle(self, pending_id: str, task_id: str) -> bool:
         """Record the task a pending request became; False if another answer won."""
-        with Session(self.engine) as session:
+        with self._write() as session:
             result = session.execute(
                 update(PendingRow).where(col(PendingRow.id) == pending_id,
                                          col(PendingRow.task_id).is_(None))
@@ -281,7 +292,7 @@ class TaskStore:
     # -- logs -------------------------------------------------------------------------
 
     def append_log(self, task_id: str, phase: str, text: str) -> None:
-        with Session(self.engine) as session:
+        with self._write() as session:
             session.add(LogRow(task_id=task_id, phase=phase, text=text, at=self.clock()))
             session.commit()
 
