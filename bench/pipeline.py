@@ -20,10 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from chatops.app.local_redis import LocalRedis
-from chatops.app.settings import Settings
-from chatops.app.wiring import Runtime
-from chatops.core.lifecycle import TaskState
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chatops.app.local_redis import LocalRedis  # noqa: E402
+from chatops.app.settings import Settings  # noqa: E402
+from chatops.app.wiring import Runtime  # noqa: E402
+from chatops.core.lifecycle import TaskState  # noqa: E402
 
 IMAGE = "chatops/sandbox:busybox"
 ENVIRONMENTS = """
@@ -81,7 +84,7 @@ def main() -> None:
         repo = make_repo(root)
         (root / "environments.toml").write_text(ENVIRONMENTS.replace("{repo}", str(repo)))
         with LocalRedis(root / "redis") as redis_server:
-            environ = {**os.environ, "CHATOPS_HOME": str(root / "state"),
+            environ = {**os.environ, "PYTHONPATH": str(ROOT), "CHATOPS_HOME": str(root / "state"),
                        "CHATOPS_REDIS_URL": redis_server.url,
                        "CHATOPS_ENVIRONMENTS": str(root / "environments.toml")}
             runtime = Runtime(Settings.from_env(environ))

@@ -59,6 +59,14 @@ def reconcile(runtime: Runtime) -> list[str]:
     return actions
 
 
+def _preload() -> None:
+    """Import what every job uses once, in the parent: each forked work horse inherits it
+    instead of importing Docker, git and forge modules again per task."""
+    import integrations.git.local_forge
+    import integrations.git.repository  # noqa: F401
+    import sandbox.docker_runner  # noqa: F401
+
+
 def _job_status(runtime: Runtime, task_id: str) -> JobStatus | None:
     try:
         return Job.fetch(task_id, connection=runtime.redis).get_status()
@@ -69,6 +77,7 @@ def _job_status(runtime: Runtime, task_id: str) -> JobStatus | None:
 def work(runtime: Runtime, queues: Sequence[str], burst: bool = False) -> bool:
     for line in reconcile(runtime):
         log.warning("%s", line)
+    _preload()
 
     def horse_killed(job: Job, pid: int, status: int, rusage: Any) -> None:
         # The horse died without finishing (OOM killer, SIGKILL): its task must still end.
