@@ -197,10 +197,23 @@ def run_git(
     return result
 
 
+# What git prints when the remote answered 401/403 and it had no way to ask for a password.
+_REFUSED_CREDENTIALS = ("unable to get password", "authentication failed",
+                        "could not read username", "could not read password",
+                        "the requested url returned error: 401",
+                        "the requested url returned error: 403")
+_REFUSED_HINT = ("the remote refused the worker's credentials: check that the forge token (for "
+                 "GitHub: GITHUB_TOKEN, or the App's installation) may read and write this "
+                 "repository (contents: write)")
+
+
 def hint_for(stderr: str) -> str | None:
     """A fix for the failures git explains badly; None keeps the error's default hint."""
     if "dubious ownership" in stderr:
         return _FOREIGN_OWNER_HINT
+    lowered = stderr.lower()
+    if any(marker in lowered for marker in _REFUSED_CREDENTIALS):
+        return _REFUSED_HINT
     return None
 
 

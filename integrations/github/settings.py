@@ -11,6 +11,8 @@ kept as a path and read by ``GitHubForge.from_settings``).
     GITHUB_APP_PRIVATE_KEY         the App's private key, PEM text
     GITHUB_APP_PRIVATE_KEY_PATH    a file holding it
     GITHUB_APP_INSTALLATION_ID     optional; otherwise looked up per repository
+    GITHUB_WEB_URL                 optional; the host repositories are cloned from, when it
+                                   is not the API's host (derived from GITHUB_API_URL)
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def forge_settings_from(environ: Mapping[str, str]) -> GitHubSettings:
         private_key=key,
         private_key_path=key_path,
         installation_id=_installation_id(installation) if installation else None,
+        web_url=get("GITHUB_WEB_URL"),
     )
 
 
