@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatops.core import texts
-from chatops.core.environment import Catalogue, Environment
+from chatops.core.environment import Catalogue, Environment, LinearPlace
 from chatops.core.errors import (
     ChatopsError,
     ForgeError,
@@ -38,7 +38,7 @@ from chatops.core.ports import (
     Sandbox,
     SandboxJob,
 )
-from chatops.core.task import Patch, SlackThread, Task, TaskRequest
+from chatops.core.task import LinearIssue, Patch, SlackThread, Task, TaskRequest
 from chatops.store.tasks import TaskStore
 from chatops.tracking import Heartbeat, TaskEvents
 
@@ -106,13 +106,16 @@ class TaskService:
 
     def _place(self, request: TaskRequest) -> tuple[TaskRequest, Environment, str]:
         """Choose the environment, check the requester, link a follow-up to its parent."""
-        channel = request.origin.channel_id if isinstance(request.origin, SlackThread) else None
+        origin = request.origin
+        channel = origin.channel_id if isinstance(origin, SlackThread) else None
+        place = (LinearPlace(origin.teams, origin.projects, origin.labels)
+                 if isinstance(origin, LinearIssue) else None)
         parent = None if request.parent_task_id else self.s.store.latest_in_thread(request)
         if parent is not None and not request.environment:
             env = self.s.catalogue().get(parent.environment)
             why = f"follow-up to task {parent.id} in this thread"
         else:
-            env, why = self.s.catalogue().choose(request.environment, channel)
+            env, why = self.s.catalogue().choose(request.environment, channel, place)
         refusal = env.refusal(request.requester, channel)
         if refusal:
             raise NotAuthorized(refusal)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -149,6 +150,11 @@ class Environment(_Strict):
     description: str = ""
     # Chat channels (Slack channel ids) whose requests use this environment by default.
     channels: tuple[str, ...] = ()
+    # Linear issues of these teams (keys like "ENG" or ids), projects (names or ids) or with
+    # these labels use this environment by default.
+    linear_teams: tuple[str, ...] = ()
+    linear_projects: tuple[str, ...] = ()
+    linear_labels: tuple[str, ...] = ()
     # Who may use it: requester ids (Slack user ids, Linear user ids, CLI user names) and
     # channels. Empty means no restriction.
     allowed_users: tuple[str, ...] = ()
@@ -189,6 +195,15 @@ class Environment(_Strict):
         return self.setup_timeout + self.timeout + 300
 
 
+@dataclass(frozen=True)
+class LinearPlace:
+    """Where a Linear issue sits, each as every name it is known by (key, id, name)."""
+
+    teams: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
 class Catalogue:
     """The environments of one file, by name."""
 
@@ -215,9 +230,10 @@ class Catalogue:
             ) from None
 
     def choose(self, requested: str | None, channel: str | None = None,
-               ) -> tuple[Environment, str]:
+               linear: LinearPlace | None = None) -> tuple[Environment, str]:
         """The environment to use and why, in order: the one named (by environment or
-        repository name), the channel's default, the only one there is.
+        repository name), the channel's default (or the Linear team, project or label
+        mapping), the only one there is.
 
         Raises UnknownEnvironment for a name that fits nothing, AmbiguousEnvironment (with the
         candidates) when nothing decides.
@@ -237,6 +253,15 @@ class Catalogue:
             defaults = [e for e in candidates if channel in e.channels]
             if len(defaults) == 1:
                 return defaults[0], f"the default for this channel ({defaults[0].name})"
+        if linear is not None:
+            for what, field, values in (
+                ("label", "linear_labels", linear.labels),
+                ("project", "linear_projects", linear.projects),
+                ("team", "linear_teams", linear.teams),
+            ):
+                mapped = [e for e in candidates if set(getattr(e, field)) & set(values)]
+                if len(mapped) == 1:
+                    return mapped[0], f"mapped from the issue's {what} ({mapped[0].name})"
         if len(candidates) == 1:
             return candidates[0], f"the only environment ({candidates[0].name})"
         names = sorted(e.name for e in candidates)

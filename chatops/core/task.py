@@ -35,6 +35,10 @@ class LinearIssue(_Frozen):
     identifier: str = ""
     agent_session_id: str | None = None
     url: str = ""
+    # Where the issue sits, for environment mapping: every name each is known by.
+    teams: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
 
 
 Origin = Annotated[CliOrigin | SlackThread | LinearIssue, Field(discriminator="kind")]
