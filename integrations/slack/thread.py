@@ -117,19 +117,31 @@ def _time(ts: object) -> datetime | None:
 
 def trim(messages: list[ContextMessage], max_messages: int, max_chars: int,
          ) -> tuple[ContextMessage, ...]:
-    """Keep the start and the end of a long thread, with a note saying what was cut."""
-    if len(messages) <= max_messages and sum(len(m.text) for m in messages) <= max_chars:
+    """Keep the start and the end of a long thread, with a note saying what was cut.
+
+    The first third of the budget goes to the start (where the problem is stated), the rest to
+    the latest messages; characters are then taken back from the middle outwards.
+    """
+    def size(kept: list[ContextMessage]) -> int:
+        return sum(len(m.text) for m in kept)
+
+    if len(messages) <= max_messages and size(messages) <= max_chars:
         return tuple(messages)
-    head = max(1, max_messages // 3)
-    tail = max(1, max_messages - head - 1)
-    kept_head, kept_tail = messages[:head], messages[-tail:] if len(messages) > head else []
-    while kept_tail and sum(len(m.text) for m in kept_head + kept_tail) > max_chars:
-        kept_tail = kept_tail[1:]  # drop from the middle side of the tail first
-    omitted = len(messages) - len(kept_head) - len(kept_tail)
+    head_count = max(1, max_messages // 3)
+    head, rest = messages[:head_count], messages[head_count:]
+    tail_count = max(0, max_messages - head_count - 1)
+    tail = rest[len(rest) - tail_count:] if tail_count else []
+    while tail and size(head + tail) > max_chars:
+        tail = tail[1:]
+    while len(head) > 1 and size(head + tail) > max_chars:
+        head = head[:-1]
+    if size(head + tail) > max_chars:  # one message alone is over the budget
+        first = head[0]
+        head = [first.model_copy(update={"text": first.text[:max_chars] + " … [cut to fit]"})]
+    omitted = len(messages) - len(head) - len(tail)
+    if not omitted:
+        return (*head, *tail)
     note = ContextMessage(author="chatops", text=(
         f"[{omitted} message(s) from the middle of this thread were left out to fit; "
         "the first and the latest are kept]"))
-    return (*kept_head, note, *kept_tail)
-
-
-__all__ = ["SlackThreadReader", "trim"]
+    return (*head, note, *tail)
