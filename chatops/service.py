@@ -10,6 +10,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +39,9 @@ from chatops.core.ports import (
     Sandbox,
     SandboxJob,
 )
-from chatops.core.task import LinearIssue, Patch, SlackThread, Task, TaskRequest
+from chatops.core.task import Attempt, LinearIssue, Patch, SlackThread, Task, TaskRequest
 from chatops.store.tasks import TaskStore
-from chatops.tracking import Heartbeat, TaskEvents
+from chatops.tracking import Heartbeat, Once, TaskEvents
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,10 @@ class TaskService:
         """Keep a request whose environment must be asked for: (pending id, newly held)."""
         return self.s.store.hold(request, choices)
 
-    def resolve(self, pending_id: str, environment: str) -> Task:
-        """Submit a held request with the environment its requester picked (once)."""
+    def resolve(self, pending_id: str, environment: str, announce: bool = True) -> Task:
+        """Submit a held request with the environment its requester picked (once).
+
+        ``announce`` as for ``submit``."""
         request, choices, task_id = self.s.store.pending(pending_id)
         if task_id is not None:
             return self.s.store.get(task_id)
@@ -143,7 +146,7 @@ class TaskService:
             raise ChatopsError(f"{environment!r} was not one of the choices",
                                f"pick one of: {', '.join(choices)}")
         task = self.submit(request.model_copy(update={
-            "environment": environment, "dedupe_key": f"pending:{pending_id}"}))
+            "environment": environment, "dedupe_key": f"pending:{pending_id}"}), announce)
         self.s.store.settle(pending_id, task.id)
         return task
 
@@ -189,25 +192,23 @@ class TaskService:
         env = self.s.catalogue().get(task.environment)
         forge = self._forge(env)
         self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
+        if task.request.from_attempt:
+            return self._deliver_pick(task, env, forge)
         task = self._read_conversation(task)
         secrets = self._values(env, [(s.name, s.source) for s in env.secrets], "secret")
         credentials = self._values(env, [(n, n) for n in env.agent.resolved_credentials],
                                    "agent credential")
         parent = self._continued(task)
+        ref = parent.branch if parent else None
+        if task.request.attempts > 1:
+            return self._run_candidates(task, env, workdir, ref, secrets, credentials)
         checkout = workdir / "checkout"
-        base = self.s.repository.checkout(env, checkout, parent.branch if parent else None)
+        base = self.s.repository.checkout(env, checkout, ref)
         self.s.store.update(task.id, base_commit=base)
         with TaskEvents(self.s.store, task.id, on_agent=lambda: self._move(
                 task.id, TaskState.RUNNING, texts.agent_receipt(env))) as events:
             outcome = self.s.sandbox.run(
-                SandboxJob(
-                    task_id=task.id, environment=env, workspace=checkout,
-                    instruction=task.request.instruction,
-                    context=texts.context_markdown(task.request),
-                    secrets=secrets, agent_env=credentials,
-                ),
-                events,
-            )
+                self._job(task, env, checkout, secrets, credentials), events)
         patch = self.s.repository.collect_patch(checkout)
         self.s.store.update(task.id, patch=patch.data, diffstat=patch.stat,
                             summary=outcome.summary)
@@ -217,6 +218,81 @@ class TaskService:
         task = self.s.store.update(task.id, branch=branch)
         self._move(task.id, TaskState.DELIVERING, patch.stat)
         self._deliver(task, env, forge, base, patch, follow_up=parent is not None)
+
+    def _job(self, task: Task, env: Environment, checkout: Path, secrets: dict[str, str],
+             credentials: dict[str, str], attempt: int = 0) -> SandboxJob:
+        return SandboxJob(
+            task_id=f"{task.id}-{attempt}" if attempt else task.id, environment=env,
+            workspace=checkout, instruction=task.request.instruction,
+            context=texts.context_markdown(task.request), secrets=secrets,
+            agent_env=credentials, attempt=attempt,
+        )
+
+    def _run_candidates(self, task: Task, env: Environment, workdir: Path, ref: str | None,
+                        secrets: dict[str, str], credentials: dict[str, str]) -> None:
+        """Best-of-N: run the candidates side by side, keep each one's patch, let the
+        requester pick (``pick``); one failing candidate does not fail the others."""
+        count = task.request.attempts
+        running = Once(lambda: self._move(
+            task.id, TaskState.RUNNING, f"{texts.agent_receipt(env)}, {count} attempts"))
+
+        def candidate(number: int) -> tuple[str, Attempt, bytes | None]:
+            checkout = workdir / f"checkout-{number}"
+            base = self.s.repository.checkout(env, checkout, ref)
+            try:
+                with TaskEvents(self.s.store, task.id, on_agent=running,
+                                prefix=f"[attempt {number}] ") as events:
+                    outcome = self.s.sandbox.run(
+                        self._job(task, env, checkout, secrets, credentials, number), events)
+                patch = self.s.repository.collect_patch(checkout)
+            except ChatopsError as exc:
+                if isinstance(exc, TaskCancelled):
+                    raise
+                return base, Attempt(number=number, ok=False, reason=str(exc)), None
+            if patch.empty:
+                return base, Attempt(number=number, ok=False, reason="no changes"), None
+            return base, Attempt(number=number, ok=True, diffstat=patch.stat,
+                                 summary=outcome.summary), patch.data
+
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=task.id) as pool:
+            results = list(pool.map(candidate, range(1, count + 1)))
+        for _, attempt, patch_data in results:
+            self.s.store.save_attempt(task.id, attempt, patch_data)
+        good = [attempt for _, attempt, _ in results if attempt.ok]
+        self.s.store.update(task.id, base_commit=results[0][0],
+                            summary=texts.attempts_summary([a for _, a, _ in results]))
+        if not good:
+            raise NoChanges(f"none of the {count} attempts produced a change: "
+                            + "; ".join(f"{a.number}: {a.reason}" for _, a, _ in results))
+        self._move(task.id, TaskState.DELIVERING, f"{len(good)} of {count} attempts ready")
+        self._move(task.id, TaskState.SUCCEEDED, texts.pick_prompt(len(good), count))
+
+    def pick(self, task_id: str, number: int, requester: str | None = None) -> Task:
+        """Open the pull request of candidate ``number`` of a best-of-N task (a new task)."""
+        task = self.s.store.get(task_id)
+        chosen = {a.number: a for a in self.s.store.attempts(task_id)}.get(number)
+        if chosen is None or not chosen.ok:
+            why = chosen.reason if chosen else "there is no such attempt"
+            raise ChatopsError(f"attempt {number} of task {task_id} cannot be delivered: {why}",
+                               f"`chatops tasks show {task_id}` lists its attempts")
+        return self.submit(task.request.model_copy(update={
+            "attempts": 1, "from_attempt": number, "parent_task_id": task_id,
+            "environment": task.environment, "requester": requester or task.request.requester,
+            "dedupe_key": f"pick:{task_id}:{number}",
+        }))
+
+    def _deliver_pick(self, task: Task, env: Environment, forge: Forge) -> None:
+        """The delivery of a picked candidate: its stored patch, no agent run."""
+        parent = self.s.store.get(task.request.parent_task_id or "")
+        number = task.request.from_attempt or 0
+        chosen = {a.number: a for a in self.s.store.attempts(parent.id)}[number]
+        data = self.s.store.attempt_patch(parent.id, number) or b""
+        self._move(task.id, TaskState.RUNNING, f"using attempt {number} of task {parent.id}")
+        task = self.s.store.update(task.id, patch=data, diffstat=chosen.diffstat,
+                                   summary=chosen.summary, base_commit=parent.base_commit,
+                                   branch=f"{self.s.branch_prefix}{task.id}")
+        self._move(task.id, TaskState.DELIVERING, chosen.diffstat)
+        self._deliver(task, env, forge, parent.base_commit, Patch(data=data), follow_up=False)
 
     def _forge(self, env: Environment) -> Forge:
         forge = self.s.forges.get(env.forge)
@@ -253,11 +329,11 @@ class TaskService:
         pr = forge.open_pull_request(env, PullRequestDraft(
             branch=task.branch, base=env.base_branch,
             title=texts.pull_request_title(task.request),
-            body=texts.pull_request_body(task, patch.stat),
+            body=texts.pull_request_body(task, task.diffstat),
             draft=env.draft,
         ))
         if follow_up:
-            forge.comment(env, pr.number, texts.follow_up_comment(task, patch.stat))
+            forge.comment(env, pr.number, texts.follow_up_comment(task, task.diffstat))
         self.s.store.update(task.id, pull_request=pr)
         verb = "updated" if follow_up else "opened"
         self._move(task.id, TaskState.SUCCEEDED, f"pull request #{pr.number} {verb}")

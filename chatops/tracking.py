@@ -53,10 +53,12 @@ class TaskEvents:
     """The sandbox's view of the task: phase changes, buffered logs, the cancel flag."""
 
     def __init__(self, store: TaskStore, task_id: str, on_agent: Callable[[], object],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, prefix: str = "") -> None:
         self.store = store
         self.task_id = task_id
         self.on_agent = on_agent
+        # Marks every line of one candidate's logs when several run side by side.
+        self.prefix = prefix
         self.clock = clock
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, str]] = []
@@ -78,6 +80,8 @@ class TaskEvents:
             self.on_agent()
 
     def log(self, phase: Phase, text: str) -> None:
+        if self.prefix:
+            text = "".join(self.prefix + line for line in text.splitlines(keepends=True))
         with self._lock:
             if self._written + self._buffered > LOG_CAP_BYTES:
                 return
@@ -114,3 +118,19 @@ class TaskEvents:
             self.flush()
         return self._cancelled
 
+
+
+class Once:
+    """Calls ``action`` the first time it is called, from whichever thread, and never again."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.action = action
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self.action()

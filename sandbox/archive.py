@@ -58,6 +58,47 @@ def pack_workspace(source: Path, out: BinaryIO, root: str = WORKSPACE_ROOT) -> N
         tar.add(str(source), arcname=root, recursive=True, filter=as_agent)
 
 
+class PackedCheckout:
+    """The host checkout packed once per run, rooted at ``.`` for putting at /workspace.
+
+    Rooted at ``.`` rather than ``workspace/`` because an agent container's root is read-only
+    and the engine refuses an archive put at ``/`` there; /workspace is a volume. The tar is
+    put into the setup container and, when the setup snapshot is a cache entry (which holds
+    no checkout), into the agent's workspace too.
+    """
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self._file: BinaryIO | None = None
+
+    def open(self) -> BinaryIO:
+        """The tar, positioned at its start; packed on the first call."""
+        if self._file is None:
+            # Kept open across the run's phases; ``close`` releases it.
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115
+            pack_workspace(self.source, self._file, root=".")
+        self._file.seek(0)
+        return self._file
+
+    def paths(self) -> tuple[list[str], list[str]]:
+        """The relative paths put in, as (files and links, directories), ``.git`` left out."""
+        files: list[str] = []
+        dirs: list[str] = []
+        # A seekable file: iterating reads the headers and skips the contents.
+        with tarfile.open(fileobj=self.open(), mode="r:") as tar:
+            for member in tar:
+                name = str(PurePosixPath(member.name))
+                if name == "." or _is_git(name):
+                    continue
+                (dirs if member.isdir() else files).append(name)
+        return files, dirs
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class ChunkReader(io.RawIOBase):
     """A read-only file over an iterator of byte chunks (what docker-py streams)."""
 

@@ -1,26 +1,29 @@
 """The Docker implementation of the ``Sandbox`` port: setup, agent, collect; always cleaned up.
 
-    setup    container from the environment's image, as root, with network. The checkout is
-             put in /workspace and the setup script runs with the env vars and the secrets in
-             that one exec's environment (never the container's config, its labels, a file or
-             the image). Then /workspace is handed to uid 1000 and the container is committed
-             to a per-task snapshot image.
-    agent    container from the snapshot, as uid 1000, all capabilities dropped,
+    setup    (``sandbox.provision``) from a setup cache entry when one matches the key and is
+             younger than the TTL (``sandbox.cache``): the maintenance script, if any, runs
+             on the current checkout. Otherwise a container from the environment's image, as
+             root, with network: the checkout put in /workspace, the setup script run with
+             the env vars and the secrets in that one exec's environment (never the
+             container's config, its labels, a file or the image), /workspace handed to
+             uid 1000, and the container committed, as a cache entry or the task's snapshot.
+    agent    container from that image, as uid 1000, all capabilities dropped,
              no-new-privileges, memory (no swap), CPU and pid limits, no network unless the
              environment allows it, read-only root with tmpfs /tmp and $HOME. /workspace is a
-             per-task volume filled from the snapshot; /chatops is a per-task volume with the
-             instruction, context and prompt files and a writable out/ for the summary.
+             per-task volume filled from the image (plus the checkout, which cache entries do
+             not hold); /chatops is a per-task volume with the instruction, context and prompt
+             files and a writable out/ for the summary.
     collect  /workspace streamed back through the safe extractor into the host checkout
              (whose .git is never replaced), plus /chatops/out/summary.md.
 
-Whatever happens, every container, volume and snapshot labelled with the task is removed.
+Whatever happens, every container, volume and snapshot labelled with the task is removed, and
+the task's hold on a cache entry is dropped (the entry stays for the next task).
 Engine trouble surfaces as SandboxUnavailable or SandboxError, never as a docker exception.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,21 +39,16 @@ from chatops.core.errors import (
     AgentTimedOut,
     ChatopsError,
     ImageMissing,
-    SetupFailed,
     TaskCancelled,
 )
 from chatops.core.ports import Phase, SandboxEvents, SandboxJob, SandboxOutcome
-from sandbox.archive import format_size, pack_workspace, unpack_workspace
-from sandbox.engine import (
-    archive_stream,
-    close_stream,
-    container_state,
-    engine_error,
-    kill,
-)
+from sandbox.archive import PackedCheckout, format_size, unpack_workspace
+from sandbox.cache import DEFAULT_CAP_BYTES, SetupCache
+from sandbox.engine import archive_stream, container_state, engine_error
 from sandbox.images import AGENT_GID, AGENT_HOME, AGENT_UID
-from sandbox.logstream import LogPump, Redactor
-from sandbox.naming import DEFAULT_INSTANCE, SNAPSHOT_REPOSITORY, RunNames
+from sandbox.logstream import Redactor
+from sandbox.naming import DEFAULT_INSTANCE, RunNames
+from sandbox.provision import WORKSPACE, Provisioned, Provisioner
 from sandbox.reaper import remove_task
 from sandbox.taskfiles import (
     CHATOPS_DIR,
@@ -59,28 +57,23 @@ from sandbox.taskfiles import (
     input_archive,
     read_summary,
 )
+from sandbox.watch import POLL_INTERVAL_S, Watcher
 
 log = logging.getLogger(__name__)
 
-# 0.25 s: how often the cancel flag and the clock are checked while a container runs; a cancel
-# is acted on within this, and polling the engine more often buys nothing.
-POLL_INTERVAL_S = 0.25
-# 5 s: how long to let a log stream deliver its last lines after the process ended.
-LOG_DRAIN_S = 5.0
 # 512 MiB: size cap of the agent's /tmp and $HOME tmpfs each. Their pages count against the
 # container's memory limit anyway; the cap keeps one runaway writer from taking all of it.
 TMPFS_BYTES = 512 * 1024**2
-
-WORKSPACE = "/workspace"
-# The setup container only has to stay up while scripts are exec'd into it.
-_KEEP_ALIVE = ["sh", "-c", "exec sleep 2147483647"]
 
 
 class DockerSandbox:
     """Runs a task's phases on a Docker engine (see the module docstring for the guarantees).
 
     ``instance`` labels everything this sandbox creates, so that ``sandbox.reaper.reap`` of
-    one deployment leaves another one's containers alone.
+    one deployment leaves another one's containers alone; setup cache entries are shared by
+    the sandboxes of one instance. ``cache_cap_bytes`` caps the entries' layers (least
+    recently used go first); 0 turns the setup cache off. ``clock`` (epoch seconds) dates
+    and ages the entries.
     """
 
     def __init__(
@@ -90,11 +83,17 @@ class DockerSandbox:
         instance: str = DEFAULT_INSTANCE,
         poll_interval: float = POLL_INTERVAL_S,
         tmpfs_bytes: int = TMPFS_BYTES,
+        cache_cap_bytes: int = DEFAULT_CAP_BYTES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.instance = instance
         self.poll_interval = poll_interval
         self.tmpfs_bytes = tmpfs_bytes
+        self.cache = (
+            SetupCache(client, instance=instance, cap_bytes=cache_cap_bytes, clock=clock)
+            if cache_cap_bytes > 0 else None
+        )
 
     def run(self, job: SandboxJob, events: SandboxEvents) -> SandboxOutcome:
         run = _Run(self, job, events, RunNames(job.task_id, self.instance))
@@ -120,8 +119,8 @@ class _Run:
     ) -> None:
         self.client = sandbox.client
         self.api = sandbox.client.api
-        self.poll = sandbox.poll_interval
         self.tmpfs_bytes = sandbox.tmpfs_bytes
+        self.cache = sandbox.cache
         self.job = job
         self.env: Environment = job.environment
         self.events = events
@@ -129,7 +128,8 @@ class _Run:
         # Masked in every log line and message, whichever phase: what setup saw could have
         # been left in a file the agent prints, and the agent's own keys are credentials too.
         self.hidden = (*job.secrets.values(), *job.agent_env.values())
-        self.pumps: list[LogPump] = []
+        self.watcher = Watcher(events, self.redactor, job.task_id, sandbox.poll_interval)
+        self.checkout = PackedCheckout(job.workspace)
         # Set once the engine answered; before that there is nothing to remove.
         self.engine_reached = False
 
@@ -138,14 +138,19 @@ class _Run:
 
     def execute(self) -> SandboxOutcome:
         self.events.phase(Phase.SETUP)
-        self._check_image()
+        image_id = self._check_image()
         self.engine_reached = True
         # Leftovers of an earlier attempt of this task would clash with its names.
         remove_task(self.client, self.names.task_id, instance=self.names.instance)
         limits = self._limits()
-        snapshot = self._setup(limits)
+        # Made first: a labelled object lets the reaper find the task (and drop its hold on a
+        # cache entry) if this worker is killed from here on.
+        volumes = self._volumes()
+        provisioner = Provisioner(self.client, self.job, self.events, self.names, self.watcher,
+                                  self.checkout, self.cache, self.redactor)
+        ready = provisioner.provision(image_id, limits, volumes["workspace"])
         self._checkpoint(Phase.AGENT)
-        agent = self._agent(snapshot, limits)
+        agent = self._agent(ready, limits, volumes)
         self._checkpoint(Phase.COLLECT)
         return self._collect(agent)
 
@@ -157,9 +162,10 @@ class _Run:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _check_image(self) -> None:
+    def _check_image(self) -> str:
+        """The id of the environment's image now: what the setup runs on and the cache keys."""
         try:
-            self.client.images.get(self.env.image)
+            return str(self.client.images.get(self.env.image).id)
         except docker.errors.ImageNotFound:
             raise ImageMissing(
                 f"the image {self.env.image!r} is not on the Docker engine"
@@ -171,7 +177,7 @@ class _Run:
         engine_cpus = float(self.client.info().get("NCPU") or cpus)
         if cpus > engine_cpus:
             # The engine refuses a CPU quota above its core count; use all of them instead.
-            self.events.log(Phase.SETUP, f"using {engine_cpus:g} CPUs, all the engine has")
+            self.events.log(Phase.SETUP, f"using {engine_cpus:g} CPUs, all the engine has\n")
             cpus = engine_cpus
         return {
             "mem_limit": resources.memory,
@@ -181,93 +187,28 @@ class _Run:
             "security_opt": ["no-new-privileges"],
         }
 
-    def _setup(self, limits: dict[str, Any]) -> str:
-        container = self.client.containers.create(
-            self.env.image,
-            entrypoint=[],
-            command=_KEEP_ALIVE,
-            name=self.names.container("setup"),
-            labels=self.names.labels("setup"),
-            user="0:0",
-            working_dir=WORKSPACE,
-            network_mode="bridge",
-            **limits,
-        )
-        with tempfile.TemporaryFile() as packed:
-            pack_workspace(self.job.workspace, packed)
-            packed.seek(0)
-            container.put_archive("/", packed)
-        container.start()
-        if self.env.setup.strip():
-            self._run_setup_script(container)
-        else:
-            self.events.log(Phase.SETUP, "no setup script")
-        code, output = container.exec_run(
-            ["chown", "-R", f"{AGENT_UID}:{AGENT_GID}", WORKSPACE], user="0:0"
-        )
-        if code != 0:
-            detail = output.decode(errors="replace") if isinstance(output, bytes) else ""
-            raise SetupFailed(
-                f"handing {WORKSPACE} to the sandbox user failed: "
-                + self.redactor().redact_text(detail.strip()),
-                hint="the image needs a working `chown`; see sandbox/Dockerfile",
-            )
-        snapshot = container.commit(
-            repository=SNAPSHOT_REPOSITORY,
-            tag=self.names.snapshot_tag,
-            conf={"Labels": self.names.labels("snapshot")},
-        )
-        container.remove(force=True, v=True)
-        return str(snapshot.id)
-
-    def _run_setup_script(self, container: Container) -> None:
-        # Secrets go into this exec's environment and nowhere else: the engine keeps an exec's
-        # environment out of the container config, so neither the commit nor an inspect of
-        # the container carries them.
-        exec_id = self.api.exec_create(
-            container.id,
-            ["sh", "-c", self.env.setup],
-            environment={**self.env.env, **self.job.secrets},
-            workdir=WORKSPACE,
-            user="0:0",
-        )["Id"]
-        stream = self.api.exec_start(exec_id, stream=True)
-        pump = self._pump(stream, "setup")
-
-        def finished() -> bool:
-            return not self.api.exec_inspect(exec_id)["Running"]
-
-        if not self._watch(Phase.SETUP, pump, finished, self.env.setup_timeout, container):
-            raise SetupFailed(
-                f"the setup script timed out: it ran past its {self.env.setup_timeout} s limit "
-                "and was stopped",
-                hint="raise the environment's `setup_timeout` or speed up its script; "
-                f"`chatops logs {self.job.task_id}` shows how far it got",
-            )
-        code = self.api.exec_inspect(exec_id)["ExitCode"]
-        if code != 0:
-            raise SetupFailed(
-                f"the setup script exited with status {code}",
-                hint=f"read the setup log with `chatops logs {self.job.task_id}` and fix the "
-                "environment's script",
-            )
-
     # -- agent -----------------------------------------------------------------------------
 
-    def _agent(self, snapshot: str, limits: dict[str, Any]) -> Container:
+    def _volumes(self) -> dict[str, str]:
         labels = self.names.labels("agent")
-        workspace = self.client.volumes.create(self.names.volume("workspace"), labels=labels)
-        inputs = self.client.volumes.create(self.names.volume("chatops"), labels=labels)
+        return {
+            purpose: str(self.client.volumes.create(self.names.volume(purpose), labels=labels).name)
+            for purpose in ("workspace", "chatops")
+        }
+
+    def _agent(
+        self, ready: Provisioned, limits: dict[str, Any], volumes: dict[str, str]
+    ) -> Container:
         # exec: the engine mounts tmpfs noexec by default, which breaks build tools that run
         # what they compile in /tmp or install into $HOME.
         tmpfs_size = min(self.tmpfs_bytes, self.env.resources.memory)
         tmpfs_options = f"rw,exec,nosuid,nodev,size={tmpfs_size}"
         container = self.client.containers.create(
-            snapshot,
+            ready.image,
             entrypoint=[],
             command=["sh", "-c", self.env.agent.resolved_command],
             name=self.names.container("agent"),
-            labels=labels,
+            labels=self.names.labels("agent"),
             user=f"{AGENT_UID}:{AGENT_GID}",
             working_dir=WORKSPACE,
             environment=agent_environment(self.job),
@@ -278,21 +219,24 @@ class _Run:
                 "/tmp": f"{tmpfs_options},mode=1777",
                 AGENT_HOME: f"{tmpfs_options},uid={AGENT_UID},gid={AGENT_GID},mode=0700",
             },
-            # A fresh named volume takes a copy of the snapshot's /workspace when mounted.
+            # A fresh named volume takes a copy of the image's /workspace when the container
+            # is created; one the setup phase filled already is left as it is.
             volumes={
-                str(workspace.name): {"bind": WORKSPACE, "mode": "rw"},
-                str(inputs.name): {"bind": CHATOPS_DIR, "mode": "rw"},
+                volumes["workspace"]: {"bind": WORKSPACE, "mode": "rw"},
+                volumes["chatops"]: {"bind": CHATOPS_DIR, "mode": "rw"},
             },
             **limits,
         )
+        if ready.needs_checkout:
+            container.put_archive(WORKSPACE, self.checkout.open())
         container.put_archive(CHATOPS_DIR, input_archive(self.job))
         container.start()
-        pump = self._pump(container.logs(stream=True, follow=True), "agent")
+        pump = self.watcher.pump(container.logs(stream=True, follow=True), "agent")
 
         def finished() -> bool:
             return not container_state(self.api, container)["Running"]
 
-        if not self._watch(Phase.AGENT, pump, finished, self.env.timeout, container):
+        if not self.watcher.watch(Phase.AGENT, pump, finished, self.env.timeout, container):
             raise AgentTimedOut(
                 f"the agent ran past its {self.env.timeout} s timeout and was stopped"
             )
@@ -311,7 +255,7 @@ class _Run:
             )
         if state.get("OOMKilled"):
             self.events.log(
-                Phase.AGENT, f"a process was killed for going over the {memory} memory limit"
+                Phase.AGENT, f"a process was killed for going over the {memory} memory limit\n"
             )
         return container
 
@@ -324,7 +268,7 @@ class _Run:
                 self.job.workspace,
                 limit=self.env.resources.workspace,
                 root=WORKSPACE.lstrip("/"),
-                on_skip=lambda text: self.events.log(Phase.COLLECT, text),
+                on_skip=lambda text: self.events.log(Phase.COLLECT, text + "\n"),
             )
         return SandboxOutcome(summary=self._summary(container))
 
@@ -337,62 +281,14 @@ class _Run:
             return ""
         return self.redactor().redact_text(summary)
 
-    # -- watching --------------------------------------------------------------------------
-
-    def _pump(self, stream: Any, phase: str) -> LogPump:
-        pump = LogPump(
-            stream,
-            self.redactor(),
-            name=f"chatops-{self.names.task_id}-{phase}-log",
-            on_close=lambda: close_stream(stream),
-        )
-        self.pumps.append(pump)
-        return pump
-
-    def _watch(
-        self,
-        phase: Phase,
-        pump: LogPump,
-        finished: Callable[[], bool],
-        timeout_s: int,
-        container: Container,
-    ) -> bool:
-        """Forward ``pump``'s lines until ``finished()``; False if ``timeout_s`` ran out first.
-
-        On a timeout or a cancel the container is killed before returning or raising.
-        """
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                for line in pump.take(timeout=self.poll):
-                    self.events.log(phase, line)
-                if finished():
-                    self._drain(phase, pump)
-                    return True
-                if self.events.cancelled():
-                    kill(container)
-                    raise TaskCancelled(f"the task was cancelled during the {phase.value} phase")
-                if time.monotonic() > deadline:
-                    kill(container)
-                    self._drain(phase, pump)
-                    return False
-        finally:
-            pump.close()  # releases the stream's socket, which the engine does not close
-
-    def _drain(self, phase: Phase, pump: LogPump) -> None:
-        """Forward the last lines of a stream whose process has ended."""
-        pump.wait(LOG_DRAIN_S)
-        for line in pump.take(timeout=0):
-            self.events.log(phase, line)
-
     def close(self) -> None:
         """Stop log readers and remove every object of the task, keeping an interrupt for last.
 
         Runs in ``finally``: an exception here must not hide the one that ended the run, and a
         second Ctrl-C should not leave containers running if the removal can still finish.
         """
-        for pump in self.pumps:
-            pump.close()
+        self.watcher.close()
+        self.checkout.close()
         if not self.engine_reached:
             return
         interrupted: BaseException | None = None

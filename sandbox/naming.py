@@ -5,10 +5,12 @@ Every container, volume and snapshot image of a task carries these labels:
     chatops.managed=1          created by chatops (the reaper looks at nothing else)
     chatops.instance=NAME      which deployment made it; reapers leave other instances alone
     chatops.task=TASK_ID       the task, verbatim
-    chatops.phase=PHASE        setup | agent | snapshot
+    chatops.phase=PHASE        setup | agent | snapshot | cache
 
 Names are derived from the task id, so a retry of the same task finds (and clears) what an
-earlier attempt left behind.
+earlier attempt left behind. Setup cache entries (``sandbox.cache``) belong to no task: their
+``chatops.task`` is empty, so the per-task sweep and the reaper pass them by. A run holds the
+entry it uses with a second reference, ``chatops-cache-use:<task>``, removed with the task.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ PHASE = "chatops.phase"
 DEFAULT_INSTANCE = "default"
 
 SNAPSHOT_REPOSITORY = "chatops-snapshot"
+CACHE_REPOSITORY = "chatops-cache"
+CACHE_USE_REPOSITORY = "chatops-cache-use"
 
 # Docker object names and tags allow [A-Za-z0-9_.-], start alphanumeric, 128 chars at most.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -66,6 +70,11 @@ class RunNames:
     @property
     def snapshot(self) -> str:
         return f"{SNAPSHOT_REPOSITORY}:{self.snapshot_tag}"
+
+    @property
+    def cache_use(self) -> str:
+        """The reference by which this run holds the setup cache entry it uses."""
+        return f"{CACHE_USE_REPOSITORY}:{slug(self.task_id)}"
 
 
 def selector(instance: str, task_id: str | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Collection
 import docker
 import docker.errors
 
-from sandbox.naming import DEFAULT_INSTANCE, TASK, selector
+from sandbox.naming import DEFAULT_INSTANCE, TASK, RunNames, selector
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def reap(
 def remove_task(
     client: docker.DockerClient, task_id: str, *, instance: str = DEFAULT_INSTANCE
 ) -> None:
-    """Force-remove every container, volume and snapshot image labelled with ``task_id``.
+    """Force-remove every container, volume and snapshot image labelled with ``task_id``, and
+    drop the task's hold on a setup cache entry (the entry itself stays).
 
     Containers go first: they hold the volumes and the image. Objects that vanish meanwhile
     are fine; any other engine error propagates.
@@ -64,4 +65,7 @@ def remove_task(
     for image in client.images.list(filters=filters):
         with gone:
             client.images.remove(str(image.id), force=True)
+    # Not forced: the entry keeps its own cache tag, so this only untags it.
+    with gone:
+        client.images.remove(RunNames(task_id, instance).cache_use)
 

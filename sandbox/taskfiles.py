@@ -36,6 +36,7 @@ def agent_environment(job: SandboxJob) -> dict[str, str]:
         **job.agent_env,
         "HOME": AGENT_HOME,
         "CHATOPS_TASK_ID": job.task_id,
+        **({"CHATOPS_ATTEMPT": str(job.attempt)} if job.attempt else {}),
         **files,
         "CHATOPS_SUMMARY_FILE": f"{CHATOPS_DIR}/{SUMMARY_FILE}",
     }

@@ -123,8 +123,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path, redis_url, redis_conn, sandbox_image):
+def deployment(tmp_path, redis_url, redis_conn, sandbox_image, docker_client):
     repo = make_repository(tmp_path)
+    queue = f"q-{uuid.uuid4().hex[:8]}"
     environ = {
         **os.environ,
         # The CLI subprocesses import this checkout even when it is not installed.
@@ -133,8 +134,10 @@ def deployment(tmp_path, redis_url, redis_conn, sandbox_image):
         "CHATOPS_REDIS_URL": redis_url,
         "CHATOPS_ENVIRONMENTS": str(tmp_path / "environments.toml"),
         "CANARY_SECRET": CANARY,
+        # Its own instance: this deployment's reaper and cache never touch another's.
+        "CHATOPS_INSTANCE": f"test-{queue}",
     }
-    deployment = Deployment(tmp_path, repo, f"q-{uuid.uuid4().hex[:8]}", environ)
+    deployment = Deployment(tmp_path, repo, queue, environ)
     deployment.write_environments()
     yield deployment
     for proc in deployment.workers:
@@ -145,3 +148,8 @@ def deployment(tmp_path, redis_url, redis_conn, sandbox_image):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    from sandbox.cache import SetupCache
+    from sandbox.reaper import reap
+
+    reap(docker_client, instance=environ["CHATOPS_INSTANCE"])
+    SetupCache(docker_client, instance=environ["CHATOPS_INSTANCE"]).clear()

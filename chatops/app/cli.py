@@ -18,7 +18,7 @@ from chatops.app.wiring import Runtime
 from chatops.core import texts
 from chatops.core.errors import ChatopsError
 from chatops.core.lifecycle import TaskState
-from chatops.core.task import CliOrigin, TaskRequest
+from chatops.core.task import CliOrigin, Task, TaskRequest
 
 # Exit codes, for scripts: 1 the task did not succeed, 2 the command itself failed.
 EXIT_TASK_FAILED = 1
@@ -56,7 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--file", "-f", type=Path, help="read the instruction from a file ('-': stdin)")
     p.add_argument("--detach", "-d", action="store_true", help="print the task id and return")
     p.add_argument("--quiet", "-q", action="store_true", help="show state changes, not logs")
+    p.add_argument("--attempts", "-n", type=int, default=1,
+                   help="run N candidates side by side, then pick one (`chatops pick`)")
     p.set_defaults(run=cmd_exec)
+
+    p = sub.add_parser("pick", help="open the pull request of one attempt of a best-of-N task")
+    p.add_argument("task_id")
+    p.add_argument("attempt", type=int)
+    p.add_argument("--detach", "-d", action="store_true", help="print the task id and return")
+    p.set_defaults(run=cmd_pick)
 
     tasks = sub.add_parser("tasks", help="list or show tasks").add_subparsers(metavar="ACTION")
     p = tasks.add_parser("list", help="recent tasks")
@@ -75,10 +83,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diff", help="print a task's patch")
     p.add_argument("task_id")
+    p.add_argument("--attempt", type=int, help="one candidate of a best-of-N task")
     p.set_defaults(run=cmd_diff)
 
     p = sub.add_parser("apply", help="apply a task's patch to the git tree you are in")
     p.add_argument("task_id")
+    p.add_argument("--attempt", type=int, help="one candidate of a best-of-N task")
     p.add_argument("--check", action="store_true", help="only check that it applies")
     p.set_defaults(run=cmd_apply)
 
@@ -90,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     p = envs.add_parser("list", help="the environments in the file (validates it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_envs_list)
+    p = envs.add_parser("cache", help="the setup cache: list its entries, or --clear them")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--clear", nargs="?", const="", metavar="NAME",
+                   help="remove the entries (only environment NAME's, if given)")
+    p.add_argument("--instance", help="the deployment's instance label (default: default)")
+    p.set_defaults(run=cmd_envs_cache)
 
     p = sub.add_parser("worker", help="run an RQ worker for the given queues")
     p.add_argument("queues", nargs="*", default=["default"])
@@ -117,15 +133,25 @@ def cmd_exec(runtime: Runtime, args: argparse.Namespace) -> int:
     user = getpass.getuser()
     task = runtime.service.submit(TaskRequest(
         origin=CliOrigin(user=user), requester=user, instruction=instruction,
-        environment=args.environment,
+        environment=args.environment, attempts=args.attempts,
     ))
+    return _wait(runtime, task, args)
+
+
+def _wait(runtime: Runtime, task: Task, args: argparse.Namespace) -> int:
     if args.detach:
         print(task.id)
         return 0
     print(f"task {task.id} — {task.reason}")
-    task = progress.follow(runtime.store, task.id, show_logs=not args.quiet)
+    task = progress.follow(runtime.store, task.id, show_logs=not getattr(args, "quiet", False))
+    if task.request.attempts > 1:
+        print(task.summary)
     print(texts.final_line(task))
     return 0 if task.state is TaskState.SUCCEEDED else EXIT_TASK_FAILED
+
+
+def cmd_pick(runtime: Runtime, args: argparse.Namespace) -> int:
+    return _wait(runtime, runtime.service.pick(args.task_id, args.attempt), args)
 
 
 def _instruction(args: argparse.Namespace) -> str:
@@ -172,6 +198,9 @@ def cmd_tasks_show(runtime: Runtime, args: argparse.Namespace) -> int:
     if task.pull_request:
         pr = task.pull_request
         print(f"{'pull request:':<13} #{pr.number} {pr.title}\n{'':<13} {pr.url}")
+    if task.request.attempts > 1 and task.summary:
+        print("attempts:")
+        print("".join(f"    {line}\n" for line in task.summary.splitlines()), end="")
     print("instruction:")
     print("".join(f"    {line}\n" for line in task.request.instruction.splitlines()), end="")
     print("transitions:")
@@ -185,8 +214,14 @@ def cmd_logs(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+def _patch(runtime: Runtime, args: argparse.Namespace) -> bytes | None:
+    if args.attempt is not None:
+        return runtime.store.attempt_patch(args.task_id, args.attempt)
+    return runtime.store.patch(args.task_id)
+
+
 def cmd_diff(runtime: Runtime, args: argparse.Namespace) -> int:
-    patch = runtime.store.patch(args.task_id)
+    patch = _patch(runtime, args)
     if not patch:
         task = runtime.store.get(args.task_id)
         raise ChatopsError(f"task {task.id} has no patch ({task.state.value})",
@@ -199,7 +234,7 @@ def cmd_diff(runtime: Runtime, args: argparse.Namespace) -> int:
 def cmd_apply(runtime: Runtime, args: argparse.Namespace) -> int:
     from integrations.git.repository import apply_to_worktree
 
-    patch = runtime.store.patch(args.task_id)
+    patch = _patch(runtime, args)
     if not patch:
         raise ChatopsError(f"task {args.task_id} has no patch to apply")
     apply_to_worktree(Path.cwd(), patch, check_only=args.check)
@@ -226,6 +261,44 @@ def cmd_envs_list(runtime: Runtime, args: argparse.Namespace) -> int:
         agent = env.agent.preset or "custom command"
         print(f"  {env.name:<16} {env.repository} ({env.base_branch}) image={env.image} "
               f"agent={agent} network={env.network} queue={env.queue}")
+    return 0
+
+
+def cmd_envs_cache(runtime: Runtime, args: argparse.Namespace) -> int:
+    from sandbox.archive import format_size
+    from sandbox.cache import SetupCache
+
+    cache = SetupCache(runtime.docker, instance=args.instance or runtime.settings.instance)
+    if args.clear is not None:
+        removal = cache.clear(args.clear or None)
+        whose = f" of {args.clear}" if args.clear else ""
+        print(f"removed {len(removal.removed)} setup cache entries{whose} "
+              f"({format_size(removal.freed)})")
+        if removal.in_use:
+            print(f"kept {len(removal.in_use)} held by a running task; clear again once it ended")
+        return 0
+    now = datetime.now(UTC)
+    entries = cache.entries()
+    if args.json:
+        print(json.dumps([{
+            "environment": e.environment, "key": e.key, "image": e.image_id, "tag": e.tag,
+            "created": datetime.fromtimestamp(e.created, UTC).isoformat(),
+            "last_used": (datetime.fromtimestamp(e.last_used, UTC).isoformat()
+                          if e.last_used is not None else None),
+            "size": e.size, "ttl": e.ttl, "expired": e.expired(now.timestamp()),
+        } for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("the setup cache is empty")
+        return 0
+    print(f"{'ENVIRONMENT':<16} {'KEY':<12} {'AGE':>6} {'LAST USED':>10} {'SIZE':>10}")
+    for e in entries:
+        age = _age(now - datetime.fromtimestamp(e.created, UTC))
+        used = "-" if e.last_used is None else \
+            _age(now - datetime.fromtimestamp(e.last_used, UTC)) + " ago"
+        expired = "  (expired)" if e.expired(now.timestamp()) else ""
+        print(f"{e.environment:<16} {e.short:<12} {age:>6} {used:>10} "
+              f"{format_size(e.size):>10}{expired}")
     return 0
 
 

@@ -46,6 +46,8 @@ def run_demo(keep: bool = False) -> int:
                 "CHATOPS_ENVIRONMENTS": str(environments),
                 # The environment's one secret: the setup script sees it, the agent never does.
                 "DEMO_PACKAGE_TOKEN": secrets.token_hex(16),
+                # Its own label, so the demo's cache entry is removed with the demo.
+                "CHATOPS_INSTANCE": f"demo-{home.name}",
             }
             runtime = Runtime(Settings.from_env(environ))
             _ensure_image(runtime)
@@ -72,10 +74,24 @@ def run_demo(keep: bool = False) -> int:
         if worker and worker.poll() is None:
             worker.terminate()
             worker.wait(timeout=30)
+        if not keep:
+            _forget_cache(f"demo-{home.name}")
         if keep:
             print(f"demo files kept in {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _forget_cache(instance: str) -> None:
+    """The demo's repository is gone with its scratch directory: so is its setup cache."""
+    try:
+        import docker
+
+        from sandbox.cache import SetupCache
+
+        SetupCache(docker.from_env(), instance=instance).clear()
+    except Exception as exc:  # the demo's outcome is already printed; say what is left
+        print(f"could not remove the demo's cache entry: {exc}", file=sys.stderr)
 
 
 def _seed_repository(home: Path, data: resources.abc.Traversable) -> Path:

@@ -23,6 +23,16 @@ DEFAULT_BRANCH_PREFIX = "chatops/"
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_INSTANCE = "default"
+# 10 GiB: room for a few dozen environments' dependencies without filling a typical disk.
+DEFAULT_CACHE_CAP_BYTES = 10 * 1024**3
+DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
+# How the bot is mentioned in Linear comments (`@chatops`) when no user id says so.
+DEFAULT_LINEAR_BOT_NAME = "chatops"
+# The label that hands an issue to the bot when added.
+DEFAULT_LINEAR_TRIGGER_LABEL = "codex-ready"
+# What may start work from Linear; LINEAR_TRIGGERS takes a comma list of these.
+LINEAR_TRIGGERS = ("assign", "delegate", "label", "mention", "agent")
 # Seconds without a heartbeat after which a running task's worker is taken for dead
 # (heartbeats come every 5 s, so this is a dozen missed beats).
 DEFAULT_STALE_AFTER_S = 60
@@ -40,11 +50,29 @@ class Settings:
     bind: str = DEFAULT_BIND
     port: int = DEFAULT_PORT
     stale_after_s: int = DEFAULT_STALE_AFTER_S
+    # Labels this deployment's containers and cache entries, so that deployments (or test
+    # runs) sharing one Docker engine never reap or reuse each other's.
+    instance: str = DEFAULT_INSTANCE
+    # Bytes the setup cache may keep on the engine before evicting the least recently used.
+    cache_cap_bytes: int = DEFAULT_CACHE_CAP_BYTES
     # Slack, with Bolt's variable names; the API URL moves for GovSlack and for tests.
     slack_bot_token: str = field(default="", repr=False)
     slack_signing_secret: str = field(default="", repr=False)
     slack_app_token: str = field(default="", repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    # Linear: the webhook's signing secret, and a personal API key or an OAuth app token.
+    linear_webhook_secret: str = field(default="", repr=False)
+    linear_api_key: str = field(default="", repr=False)
+    linear_oauth_token: str = field(default="", repr=False)
+    linear_api_url: str = DEFAULT_LINEAR_API_URL
+    # The bot's Linear user id; learned from `viewer` when empty.
+    linear_bot_user_id: str = ""
+    linear_bot_name: str = DEFAULT_LINEAR_BOT_NAME
+    linear_triggers: frozenset[str] = frozenset(LINEAR_TRIGGERS)
+    linear_trigger_label: str = DEFAULT_LINEAR_TRIGGER_LABEL
+    # Workflow state names to move issues to (per team, looked up by name); empty: no move.
+    linear_started_state: str = ""
+    linear_review_state: str = ""
     # The whole process environment: secrets and agent credentials are looked up in it by name.
     host_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -63,12 +91,29 @@ class Settings:
             bind=env.get("CHATOPS_BIND", DEFAULT_BIND),
             port=_number(env, "PORT", DEFAULT_PORT),
             stale_after_s=_number(env, "CHATOPS_STALE_AFTER", DEFAULT_STALE_AFTER_S),
+            instance=env.get("CHATOPS_INSTANCE", DEFAULT_INSTANCE),
+            cache_cap_bytes=_number(env, "CHATOPS_CACHE_CAP_BYTES", DEFAULT_CACHE_CAP_BYTES),
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
             slack_app_token=env.get("SLACK_APP_TOKEN", ""),
             slack_api_url=env.get("SLACK_API_URL", DEFAULT_SLACK_API_URL),
+            linear_webhook_secret=env.get("LINEAR_WEBHOOK_SECRET", ""),
+            linear_api_key=env.get("LINEAR_API_KEY", ""),
+            linear_oauth_token=env.get("LINEAR_OAUTH_TOKEN", ""),
+            linear_api_url=env.get("LINEAR_API_URL", DEFAULT_LINEAR_API_URL),
+            linear_bot_user_id=env.get("LINEAR_BOT_USER_ID", ""),
+            linear_bot_name=env.get("LINEAR_BOT_NAME", DEFAULT_LINEAR_BOT_NAME).lstrip("@"),
+            linear_triggers=_triggers(env.get("LINEAR_TRIGGERS")),
+            linear_trigger_label=env.get("LINEAR_TRIGGER_LABEL", DEFAULT_LINEAR_TRIGGER_LABEL),
+            linear_started_state=env.get("LINEAR_STARTED_STATE", ""),
+            linear_review_state=env.get("LINEAR_REVIEW_STATE", ""),
             host_env=env,
         )
+
+    @property
+    def linear_configured(self) -> bool:
+        """Linear can be talked to (the webhook additionally needs its secret)."""
+        return bool(self.linear_api_key or self.linear_oauth_token)
 
     @property
     def workdir(self) -> Path:
@@ -91,3 +136,14 @@ def _number(env: Mapping[str, str], name: str, default: int) -> int:
         return int(env.get(name, default))
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {env[name]!r}") from None
+
+
+def _triggers(value: str | None) -> frozenset[str]:
+    if value is None or not value.strip():
+        return frozenset(LINEAR_TRIGGERS)
+    chosen = {part.strip().lower() for part in value.split(",") if part.strip()}
+    unknown = chosen - set(LINEAR_TRIGGERS)
+    if unknown:
+        raise ConfigError(f"LINEAR_TRIGGERS has unknown trigger(s): {', '.join(sorted(unknown))}",
+                          f"use a comma list of: {', '.join(LINEAR_TRIGGERS)}")
+    return frozenset(chosen)

@@ -21,6 +21,8 @@ def task_view(task: Task, store: TaskStore | None = None) -> dict[str, Any]:
         "requester": task.request.requester,
         "instruction": task.request.instruction,
         "parent_task_id": task.request.parent_task_id,
+        "attempts_requested": task.request.attempts,
+        "from_attempt": task.request.from_attempt,
         "created_at": task.created_at.isoformat(),
         "updated_at": task.updated_at.isoformat(),
         "branch": task.branch,
@@ -30,6 +32,7 @@ def task_view(task: Task, store: TaskStore | None = None) -> dict[str, Any]:
         "pull_request": task.pull_request.model_dump() if task.pull_request else None,
     }
     if store is not None:
+        view["attempts"] = [a.model_dump() for a in store.attempts(task.id)]
         view["transitions"] = [
             {"from": t.from_state.value if t.from_state else None, "to": t.to_state.value,
              "reason": t.reason, "at": t.at.isoformat()}

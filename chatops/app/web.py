@@ -1,4 +1,4 @@
-"""The web app: a health check and a JSON task API (Slack and Linear mount here later).
+"""The web app: a health check, a JSON task API, Slack's events and Linear's webhook.
 
 With CHATOPS_API_TOKEN set, every API call needs it as a Bearer token. Without it, only
 loopback clients may read, and nobody may start or stop work over HTTP.
@@ -131,6 +131,18 @@ def create_app(runtime: Runtime) -> Starlette:
                           "set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
         return await slack_endpoint(request)
 
+    linear_endpoint = None
+    if runtime.linear_intake is not None:
+        from integrations.linear.starlette import LinearEndpoint
+
+        linear_endpoint = LinearEndpoint(runtime.linear_intake)
+
+    async def linear_webhook(request: Request) -> Response:
+        if linear_endpoint is None:
+            return _error(404, "Linear is not configured on this server",
+                          "set LINEAR_WEBHOOK_SECRET and LINEAR_API_KEY (or LINEAR_OAUTH_TOKEN)")
+        return await linear_endpoint(request)
+
     async def environments(request: Request) -> Response:
         return JSONResponse({"environments": [environment_view(e) for e in runtime.catalogue]})
 
@@ -144,6 +156,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/tasks/{task_id}/cancel", guarded(cancel, writes=True), methods=["POST"]),
         Route("/api/environments", guarded(environments)),
         Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/linear/webhook", linear_webhook, methods=["POST"]),
     ])
 
 

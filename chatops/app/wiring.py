@@ -7,6 +7,8 @@ database and nothing else; only running a task talks to Docker.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ from chatops.core.ports import (
     SandboxJob,
     SandboxOutcome,
 )
-from chatops.core.task import Task
+from chatops.core.task import LinearIssue, Task
 from chatops.service import Services, TaskService
 from chatops.store.engine import open_engine
 from chatops.store.tasks import TaskStore
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from integrations.github import GitHubForge
+    from integrations.linear.client import LinearClient
+    from integrations.linear.identity import BotIdentity
+    from integrations.linear.intake import LinearIntake, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +64,32 @@ class OriginNotifier:
         return self.by_kind.get(task.request.origin.kind, self.fallback).task_changed(task)
 
 
+class LinearLedger:
+    """What the Linear intake reads about earlier work, over the store."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+
+    def live(self, session_id: str) -> list[Task]:
+        return [t for t in self.store.active()
+                if isinstance(t.request.origin, LinearIssue)
+                and t.request.origin.agent_session_id == session_id]
+
+    def waiting(self, issue_id: str, session_id: str | None) -> list[Waiting]:
+        from integrations.linear.intake import Waiting
+
+        return [Waiting(held.id, held.choices, held.task_id is not None)
+                for held in self.store.held()
+                if isinstance(held.request.origin, LinearIssue)
+                and held.request.origin.issue_id == issue_id
+                and held.request.origin.agent_session_id == session_id]
+
+
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        # Wall-clock seconds; the Linear webhook checks delivery times against it.
+        self.clock = clock
         self._catalogue: tuple[int | None, Catalogue] | None = None
 
     @cached_property
@@ -137,6 +165,13 @@ class Runtime:
             from integrations.slack.notifier import SlackNotifier
 
             notifiers["slack"] = SlackNotifier(self.slack_client)
+        if self.linear_client is not None:
+            from integrations.linear.notifier import LinearNotifier
+            from integrations.linear.outbox import LinearOutbox
+
+            notifiers["linear"] = LinearNotifier(LinearOutbox(self.linear_client),
+                                                 self.settings.linear_started_state,
+                                                 self.settings.linear_review_state)
         return notifiers
 
     @cached_property
@@ -146,7 +181,47 @@ class Runtime:
             from integrations.slack.thread import SlackThreadReader
 
             sources["slack"] = SlackThreadReader(self.slack_client)
+        if self.linear_client is not None:
+            from integrations.linear.identity import BotIdentity
+            from integrations.linear.issue import LinearIssueReader
+
+            sources["linear"] = LinearIssueReader(self.linear_client, BotIdentity(
+                self.linear_client, self.settings.linear_bot_user_id))
         return sources
+
+    @cached_property
+    def linear_client(self) -> LinearClient | None:
+        if not self.settings.linear_configured:
+            return None
+        from integrations.linear.client import LinearClient, authorization
+
+        return LinearClient(authorization(self.settings.linear_api_key,
+                                          self.settings.linear_oauth_token),
+                            self.settings.linear_api_url)
+
+    @cached_property
+    def linear_intake(self) -> LinearIntake | None:
+        """The webhook handler, when Linear is configured (credentials and signing secret)."""
+        if self.linear_client is None or not self.settings.linear_webhook_secret:
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        from integrations.linear.identity import BotIdentity
+        from integrations.linear.intake import IntakeConfig, LinearIntake
+        from integrations.linear.outbox import LinearOutbox
+
+        executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="linear")
+        settings = self.settings
+        identity: BotIdentity = BotIdentity(self.linear_client, settings.linear_bot_user_id,
+                                            executor)
+        return LinearIntake(
+            desk=self.service, outbox=LinearOutbox(self.linear_client),
+            ledger=LinearLedger(self.store),
+            config=IntakeConfig(secret=settings.linear_webhook_secret,
+                                bot_name=settings.linear_bot_name,
+                                triggers=settings.linear_triggers,
+                                label=settings.linear_trigger_label),
+            identity=identity, executor=executor, clock=self.clock)
 
     @cached_property
     def slack_app(self) -> App | None:
@@ -192,4 +267,6 @@ class _DockerWhenRun:
     def run(self, job: SandboxJob, events: SandboxEvents) -> SandboxOutcome:
         from sandbox.docker_runner import DockerSandbox
 
-        return DockerSandbox(self.runtime.docker).run(job, events)
+        settings = self.runtime.settings
+        return DockerSandbox(self.runtime.docker, instance=settings.instance,
+                             cache_cap_bytes=settings.cache_cap_bytes).run(job, events)

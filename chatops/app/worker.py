@@ -53,7 +53,8 @@ def reconcile(runtime: Runtime) -> list[str]:
         from sandbox.reaper import reap
 
         keep = {task.id for task in runtime.store.active()}
-        actions += [f"removed containers left by {tid}" for tid in reap(runtime.docker, keep)]
+        reaped = reap(runtime.docker, keep, instance=runtime.settings.instance)
+        actions += [f"removed containers left by {task_id}" for task_id in reaped]
     except Exception as exc:  # the engine may be down; the next task run will say so
         actions.append(f"could not look for leftover containers: {exc}")
     return actions

@@ -57,6 +57,10 @@ def _examples(what: str) -> list[str]:
 
 Seconds = Annotated[int, BeforeValidator(lambda v: _quantity(v, _UNITS_S, "duration")), Field(gt=0)]
 Bytes = Annotated[int, BeforeValidator(lambda v: _quantity(v, _UNITS_B, "size")), Field(gt=0)]
+# Seconds where 0 is a setting of its own ("off"), as for `cache_ttl`.
+SecondsOrOff = Annotated[
+    int, BeforeValidator(lambda v: _quantity(v, _UNITS_S, "duration")), Field(ge=0)
+]
 
 
 class _Strict(BaseModel):
@@ -139,6 +143,9 @@ class Environment(_Strict):
     resources: Resources = Resources()
     timeout: Seconds = DEFAULT_TIMEOUT_S
     setup_timeout: Seconds = DEFAULT_SETUP_TIMEOUT_S
+    # How long a setup snapshot is reused before setup runs again; unset: the sandbox's
+    # default (12 h), 0: never cached.
+    cache_ttl: SecondsOrOff | None = None
     agent: AgentSpec = AgentSpec(preset="script")
     queue: str = "default"
     # "local": a bare repository on disk; "github": github.com or GitHub Enterprise Server.

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatops.core.lifecycle import TaskState
 
+# Candidates per task: each is a full agent container, so this bounds one request's load.
+MAX_ATTEMPTS = 8
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -61,8 +64,11 @@ class TaskRequest(_Frozen):
     instruction: str = Field(min_length=1)
     context: tuple[ContextMessage, ...] = ()
     environment: str | None = None
-    attempts: int = Field(default=1, ge=1, le=8)
+    # Best-of-N: run this many candidates side by side; the requester picks one for the PR.
+    attempts: int = Field(default=1, ge=1, le=MAX_ATTEMPTS)
     parent_task_id: str | None = None
+    # Set on the task that delivers candidate K of its parent (the requester's pick).
+    from_attempt: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
     # Set by adapters whose transport redelivers (Slack event ids, Linear deliveries):
     # a second request with the same key returns the first task instead of a new one.
     dedupe_key: str | None = None
@@ -96,6 +102,16 @@ class Patch(_Frozen):
         return f"{self.files_changed} {files} changed, +{self.insertions} -{self.deletions}"
 
 
+class Attempt(_Frozen):
+    """One candidate of a best-of-N task."""
+
+    number: int
+    ok: bool
+    reason: str = ""
+    diffstat: str = ""
+    summary: str = ""
+
+
 class Task(_Frozen):
     """A persisted task as the service and the adapters see it."""
 
@@ -115,3 +131,5 @@ class Task(_Frozen):
     pull_request: PullRequest | None = None
     # The origin's handle on its status message (see Notifier); empty until one is posted.
     status_ref: str = ""
+    # A best-of-N task's candidates, once they ran.
+    candidates: tuple[Attempt, ...] = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatops.core.environment import Environment
 from chatops.core.lifecycle import TaskState
-from chatops.core.task import CliOrigin, LinearIssue, SlackThread, Task, TaskRequest
+from chatops.core.task import Attempt, CliOrigin, LinearIssue, SlackThread, Task, TaskRequest
 
 TITLE_LIMIT = 72  # characters; what forges show without truncating
 
@@ -78,6 +78,8 @@ def agent_receipt(env: Environment) -> str:
 
 
 def final_line(task: Task) -> str:
+    if task.state is TaskState.SUCCEEDED and task.request.attempts > 1:
+        return task.reason
     if task.state is TaskState.SUCCEEDED and task.pull_request:
         pr = task.pull_request
         return f"pull request #{pr.number} ready: {pr.url} ({task.diffstat})"
@@ -113,3 +115,105 @@ def chat_refusal(message: str, hint: str) -> str:
 
 def chat_picked(environment: str, user_mention: str) -> str:
     return f"Using environment *{environment}* (picked by {user_mention})."
+
+
+# -- Linear ------------------------------------------------------------------------------
+
+LINEAR_STATE_MARKS = {
+    TaskState.QUEUED: "⏳",
+    TaskState.PROVISIONING: "🛠️",
+    TaskState.RUNNING: "🤖",
+    TaskState.DELIVERING: "📦",
+    TaskState.SUCCEEDED: "✅",
+    TaskState.FAILED: "❌",
+    TaskState.CANCELLED: "🚫",
+}
+
+# The agent-session `action` activity for each working state: what is being done.
+LINEAR_ACTIONS = {
+    TaskState.PROVISIONING: "Setting up the environment",
+    TaskState.RUNNING: "Running the agent",
+    TaskState.DELIVERING: "Opening the pull request",
+}
+
+
+def linear_usage(bot_name: str) -> str:
+    return (f"Tell me what to do after the mention, e.g. `@{bot_name} fix the flaky retry "
+            "test`, or assign the issue to me and I'll work from its title and description. "
+            "Add `env:NAME` to pick the environment (or name its repository).")
+
+
+def linear_queued(task: Task) -> str:
+    """The first word in an agent session: taken, and where it will run."""
+    follow = (f" It continues task `{task.request.parent_task_id}`."
+              if task.request.parent_task_id else "")
+    return (f"On it: task `{task.id}` is queued in environment **{task.environment}** "
+            f"({task.environment_reason}).{follow}")
+
+
+def linear_final(task: Task) -> str:
+    """The closing `response` (or `error`) of an agent session."""
+    if task.state is TaskState.SUCCEEDED and task.pull_request:
+        pr = task.pull_request
+        return f"Pull request [#{pr.number} {pr.title}]({pr.url}) is ready ({task.diffstat})."
+    if task.state is TaskState.CANCELLED:
+        reason = f": {task.reason}" if task.reason else ""
+        return f"Stopped{reason}. Task `{task.id}` will do nothing more."
+    return f"Failed: {task.reason}. `chatops logs {task.id}` shows every phase's log."
+
+
+def linear_status_comment(task: Task) -> str:
+    """The one comment a task keeps up to date on an issue outside agent sessions."""
+    mark = LINEAR_STATE_MARKS[task.state]
+    if task.state.terminal:
+        headline = linear_final(task)
+    else:
+        headline = STATE_LINES[task.state].capitalize()
+        if task.state is not TaskState.QUEUED and task.reason:
+            headline += f" — {task.reason}"
+    receipt = [f"Environment **{task.environment}**: {task.environment_reason}",
+               f"task `{task.id}`"]
+    if task.request.parent_task_id:
+        receipt.append(f"follows up `{task.request.parent_task_id}`")
+    return f"{mark} **{headline}**\n\n{' · '.join(receipt)}"
+
+
+def linear_which_environment(why: str, choices: list[str], bot_name: str,
+                             in_session: bool) -> str:
+    listed = ", ".join(f"`{name}`" for name in choices)
+    how = ("Answer with one of them." if in_session else
+           f"Reply with `@{bot_name} env:NAME` to start.")
+    return f"Which environment should I use? {why}.\n\nChoices: {listed}. {how}"
+
+
+def linear_not_a_choice(answer: str, choices: list[str]) -> str:
+    listed = ", ".join(f"`{name}`" for name in choices)
+    return f"`{answer.strip()[:60]}` is not one of the environments I asked about: {listed}."
+
+
+LINEAR_NOTHING_TO_STOP = "Nothing of mine is running in this session, so there is nothing to stop."
+
+
+def linear_tracked_elsewhere(task: Task) -> str:
+    """A session opened for a request another event of the same mention already started."""
+    return (f"Already on it as task `{task.id}`: its progress is in the status comment "
+            "on this issue.")
+
+
+def linear_attachment_title(task: Task) -> str:
+    assert task.pull_request is not None
+    return f"Pull request #{task.pull_request.number}: {task.pull_request.title}"
+
+
+def attempts_summary(attempts: list[Attempt]) -> str:
+    """One line per candidate, for `tasks show`, chat messages and the record."""
+    return "\n".join(
+        f"attempt {a.number}: " + (f"{a.diffstat}" + (f" — {a.summary.strip().splitlines()[0]}"
+                                                     if a.summary.strip() else "")
+                                  if a.ok else f"failed: {a.reason}")
+        for a in attempts)
+
+
+def pick_prompt(ready: int, total: int) -> str:
+    return (f"{ready} of {total} attempts ready: pick one to open its pull request "
+            "(`chatops pick TASK N`, or its button)")

@@ -73,3 +73,18 @@ class PendingRow(SQLModel, table=True):
     # Set once answered, so a double click never makes two tasks.
     task_id: str | None = None
     created_at: datetime
+
+
+class AttemptRow(SQLModel, table=True):
+    """One candidate of a best-of-N task, with its own patch."""
+
+    __tablename__ = "task_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, foreign_key="tasks.id")
+    number: int
+    ok: bool
+    reason: str = ""
+    diffstat: str = ""
+    summary: str = ""
+    patch: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

@@ -19,8 +19,15 @@ from sqlmodel import Session, col, select
 
 from chatops.core.errors import InvalidTransition, TaskNotFound
 from chatops.core.lifecycle import TERMINAL_STATES, TaskState, check_transition
-from chatops.core.task import LinearIssue, PullRequest, SlackThread, Task, TaskRequest
-from chatops.store.tables import LogRow, PendingRow, TaskRow, TransitionRow
+from chatops.core.task import (
+    Attempt,
+    LinearIssue,
+    PullRequest,
+    SlackThread,
+    Task,
+    TaskRequest,
+)
+from chatops.store.tables import AttemptRow, LogRow, PendingRow, TaskRow, TransitionRow
 
 Clock = Callable[[], datetime]
 # Marks a status message being posted by some process; never shown outside the store.
@@ -42,6 +49,16 @@ class LogEntry:
     phase: str
     text: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class Held:
+    """A request waiting for (or given) its environment; ``task_id`` once answered."""
+
+    id: str
+    request: TaskRequest
+    choices: tuple[str, ...]
+    task_id: str | None
 
 
 @dataclass(frozen=True)
@@ -116,7 +133,10 @@ class TaskStore:
             return _to_task(row) if row else None
 
     def get(self, task_id: str) -> Task:
-        return _to_task(self._row(task_id))
+        task = _to_task(self._row(task_id))
+        if task.request.attempts > 1:
+            task = task.model_copy(update={"candidates": tuple(self.attempts(task_id))})
+        return task
 
     def recent(self, limit: int = 50, states: set[TaskState] | None = None) -> list[Task]:
         query = select(TaskRow).order_by(col(TaskRow.created_at).desc()).limit(limit)
@@ -271,6 +291,14 @@ class TaskStore:
         return (TaskRequest.model_validate_json(row.request_json), json.loads(row.choices_json),
                 row.task_id)
 
+    def held(self, limit: int = 200) -> list[Held]:
+        """The newest held requests, answered or not (adapters match answers to them)."""
+        query = select(PendingRow).order_by(col(PendingRow.created_at).desc()).limit(limit)
+        with Session(self.engine) as session:
+            return [Held(row.id, TaskRequest.model_validate_json(row.request_json),
+                         tuple(json.loads(row.choices_json)), row.task_id)
+                    for row in session.exec(query)]
+
     def settle(self, pending_id: str, task_id: str) -> bool:
         """Record the task a pending request became; False if another answer won."""
         with self._write() as session:
@@ -280,6 +308,32 @@ class TaskStore:
                 .values(task_id=task_id))
             session.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # -- best-of-N candidates ------------------------------------------------------------
+
+    def save_attempt(self, task_id: str, attempt: Attempt, patch: bytes | None) -> None:
+        with self._write() as session:
+            session.add(AttemptRow(task_id=task_id, number=attempt.number, ok=attempt.ok,
+                                   reason=attempt.reason, diffstat=attempt.diffstat,
+                                   summary=attempt.summary, patch=patch))
+            session.commit()
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        query = (select(AttemptRow).where(AttemptRow.task_id == task_id)
+                 .order_by(col(AttemptRow.number)))
+        with Session(self.engine) as session:
+            return [Attempt(number=r.number, ok=r.ok, reason=r.reason, diffstat=r.diffstat,
+                            summary=r.summary) for r in session.exec(query)]
+
+    def attempt_patch(self, task_id: str, number: int) -> bytes | None:
+        query = select(AttemptRow).where(AttemptRow.task_id == task_id,
+                                         AttemptRow.number == number)
+        with Session(self.engine) as session:
+            row = session.exec(query).first()
+        if row is None:
+            raise TaskNotFound(f"task {task_id} has no attempt {number}",
+                               f"`chatops tasks show {task_id}` lists its attempts")
+        return row.patch
 
     def request_cancel(self, task_id: str) -> None:
         self.update(task_id, cancel_requested=True)

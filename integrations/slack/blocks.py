@@ -12,6 +12,7 @@ CANCEL = "chatops_cancel"
 RETRY = "chatops_retry"
 CHOOSE = "chatops_choose"  # value: "<pending id> <environment>"
 OPEN_PR = "chatops_open_pr"
+PICK = "chatops_pick"  # value: "<task id> <attempt number>"
 
 EMOJI = {
     TaskState.QUEUED: ":hourglass_flowing_sand:",
@@ -33,6 +34,9 @@ def status_message(task: Task) -> tuple[str, Blocks]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{line}*"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _receipt(task)}]},
     ]
+    if task.candidates:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _escape(
+            texts.attempts_summary(list(task.candidates)))}})
     buttons = _buttons(task)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"task:{task.id}", "elements": buttons})
@@ -64,7 +68,9 @@ def _receipt(task: Task) -> str:
 def _buttons(task: Task) -> Blocks:
     if not task.state.terminal:
         return [_button("Cancel", CANCEL, task.id, style="danger")]
-    buttons = []
+    buttons = [_button(f"Open PR from attempt {a.number}", f"{PICK}:{a.number}",
+                       f"{task.id} {a.number}", style="primary")
+               for a in task.candidates if a.ok]
     if task.state is TaskState.SUCCEEDED and task.pull_request:
         buttons.append({**_button("Open pull request", OPEN_PR, task.id),
                         "url": task.pull_request.url})

@@ -94,6 +94,19 @@ def create_bolt_app(desk: TaskDesk, client: WebClient, signing_secret: str,
         later(_replace, client, body, texts.chat_picked(environment, f"<@{user}>"))
         later(desk.announce, task.id)
 
+    @app.action(re.compile(f"^{blocks.PICK}:"))
+    def on_pick(ack: Callable[[], None], body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        task_id, _, number = str(action["value"]).partition(" ")
+        try:
+            task = desk.pick(task_id, int(number), requester=body["user"]["id"])
+        except (ChatopsError, ValueError) as exc:
+            message = exc.message if isinstance(exc, ChatopsError) else str(exc)
+            hint = exc.hint if isinstance(exc, ChatopsError) else ""
+            later(_whisper, client, body, body["user"]["id"], texts.chat_refusal(message, hint))
+            return
+        later(desk.announce, task.id)
+
     @app.action(blocks.OPEN_PR)
     def on_open(ack: Callable[[], None]) -> None:
         ack()  # a link button: Slack opens the URL, we only acknowledge

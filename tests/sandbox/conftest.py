@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.cache import SetupCache
 from sandbox.docker_runner import DockerSandbox
 from tests.sandbox.helpers import BLOB, git, leftovers
 
@@ -33,8 +34,12 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def instance() -> str:
-    return f"pytest-{uuid.uuid4().hex[:8]}"
+def instance(docker_client: Any) -> Iterator[str]:
+    """The session's instance; the setup cache entries its runs made are removed at the end."""
+    name = f"pytest-{uuid.uuid4().hex[:8]}"
+    yield name
+    removal = SetupCache(docker_client, instance=name).clear()
+    assert removal.in_use == [], "a cache entry is still held after every run ended"
 
 
 @pytest.fixture

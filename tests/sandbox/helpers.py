@@ -63,6 +63,7 @@ def leftovers(client: Any, task_id: str, instance: str) -> list[str]:
     found += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
     found += [f"image {i.tags}" for i in client.images.list(filters=filters)]
     found += [f"image {names.snapshot}" for _ in client.images.list(name=names.snapshot)]
+    found += [f"image {names.cache_use}" for _ in client.images.list(name=names.cache_use)]
     for phase in ("setup", "agent"):
         found += [f"container {c.name}" for c in client.containers.list(
             all=True, filters={"name": f"^/{names.container(phase)}$"})]

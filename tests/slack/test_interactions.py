@@ -112,3 +112,30 @@ def test_a_crashed_worker_still_ends_the_thread_with_a_message(slack, docker_cli
     thread = envelope["event"]["ts"]
     slack.wait_until(lambda: "Failed: the worker running it stopped" in
                      slack.status_message(thread)["text"], what="the failure in the thread")
+
+
+def test_best_of_n_from_a_message_with_a_button_per_attempt(slack):
+    script = ('attempts:2 echo "candidate $CHATOPS_ATTEMPT" > answer.txt')
+    _response, envelope = slack.mention(script)
+    [task] = slack.store.recent()
+    assert task.request.attempts == 2
+    assert task.request.instruction == 'echo "candidate $CHATOPS_ATTEMPT" > answer.txt'
+    slack.deployment.work()
+    thread = envelope["event"]["ts"]
+    slack.wait_until(lambda: action_values(slack.status_message(thread), blocks.PICK),
+                     what="the pick buttons")
+    status = slack.status_message(thread)
+    assert action_values(status, blocks.PICK) == [f"{task.id} 1", f"{task.id} 2"]
+    assert "attempt 2: 1 file changed, +1 -0" in str(status["blocks"])
+
+    slack.click(f"{blocks.PICK}:2", f"{task.id} 2", status["ts"], thread)
+    delivery = slack.wait_until(lambda: next((t for t in slack.store.recent()
+                                              if t.id != task.id), None), what="the pick")
+    assert delivery.request.from_attempt == 2
+    slack.deployment.work()
+    delivered = slack.store.get(delivery.id)
+    assert delivered.state is TaskState.SUCCEEDED, delivered.reason
+    from tests.deployment import git
+
+    assert git("show", f"{delivered.branch}:answer.txt",
+               cwd=slack.deployment.repo) == "candidate 2\n"
