@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,15 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from chatops.app.settings import Settings
-from chatops.app.web import create_app
 from chatops.app.wiring import Runtime
 from chatops.core.task import Task
 from tests.deployment import Deployment
 from tests.fakes.linear_api import API_KEY, FakeLinear
 from tests.linear.payloads import sign
+from tests.serving import serving
 
 WEBHOOK_SECRET = "lin_wh_fake_signing_secret_for_tests_0001"
 
@@ -36,12 +33,6 @@ repository = "{repo}"
 queue = "{queue}"
 linear_labels = ["frontend"]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Clock:
@@ -117,14 +108,5 @@ def linear(deployment: Deployment, linear_env: dict[str, str]) -> Iterator[Linea
         deployment.environ = {k: v for k, v in deployment.environ.items() if v != "<unset>"}
         clock = Clock()
         runtime = Runtime(Settings.from_env(deployment.environ), clock=clock)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1",
-                                               port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        yield LinearRig(deployment, fake, f"http://127.0.0.1:{port}", clock, team, alice, bob)
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serving(runtime) as url:
+            yield LinearRig(deployment, fake, url, clock, team, alice, bob)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,14 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from chatops.app.settings import Settings
-from chatops.app.web import create_app
 from chatops.app.wiring import Runtime
 from tests.deployment import Deployment
 from tests.fakes import BOT_TOKEN, FakeSlack
 from tests.fakes.slack_signing import block_actions_form, event_envelope, sign
+from tests.serving import serving
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0CHAN00001"
@@ -39,12 +36,6 @@ repository = "{repo}"
 queue = "{queue}"
 allowed_users = ["U0NOBODY001"]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -135,14 +126,5 @@ def slack(deployment: Deployment, slack_identity: dict[str, str]) -> Iterator[Sl
             "SLACK_API_URL": fake.base_url,
         })
         runtime = Runtime(Settings.from_env(deployment.environ))
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1",
-                                               port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        yield SlackRig(deployment, fake, f"http://127.0.0.1:{port}")
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serving(runtime) as url:
+            yield SlackRig(deployment, fake, url)

@@ -2,56 +2,36 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+from contextlib import ExitStack
 
 import httpx
 import pytest
-import uvicorn
 
 from chatops.app.settings import Settings
-from chatops.app.web import MAX_BODY_BYTES, create_app
+from chatops.app.web import MAX_BODY_BYTES
 from chatops.app.wiring import Runtime
 from chatops.core.task import CliOrigin, TaskRequest
+from tests.serving import serving
 
 TOKEN = "s3cret-token"
 ENVIRONMENTS = '[environments.web]\nrepository = "/nonexistent.git"\nqueue = "web-tests"\n'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def serve(tmp_path, redis_url, redis_conn):
-    servers = []
+    with ExitStack() as servers:
 
-    def start(token: str = TOKEN) -> tuple[str, Runtime]:
-        (tmp_path / "environments.toml").write_text(ENVIRONMENTS)
-        runtime = Runtime(Settings.from_env({
-            "CHATOPS_HOME": str(tmp_path / "state"),
-            "CHATOPS_REDIS_URL": redis_url,
-            "CHATOPS_ENVIRONMENTS": str(tmp_path / "environments.toml"),
-            "CHATOPS_API_TOKEN": token,
-        }))
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}", runtime
+        def start(token: str = TOKEN) -> tuple[str, Runtime]:
+            (tmp_path / "environments.toml").write_text(ENVIRONMENTS)
+            runtime = Runtime(Settings.from_env({
+                "CHATOPS_HOME": str(tmp_path / "state"),
+                "CHATOPS_REDIS_URL": redis_url,
+                "CHATOPS_ENVIRONMENTS": str(tmp_path / "environments.toml"),
+                "CHATOPS_API_TOKEN": token,
+            }))
+            return servers.enter_context(serving(runtime)), runtime
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+        yield start
 
 
 def auth(token=TOKEN):
