@@ -397,7 +397,7 @@ def _operation(query: str) -> OperationDefinitionNode:
 
 def _arguments(node: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
     return {arg.name.value: value_from_ast_untyped(arg.value, variables)
-            for arg in node.arguments}
+            for arg in node.arguments or ()}
 
 
 def _project(value: Any, selection: SelectionSetNode | None, variables: dict[str, Any]) -> Any:
