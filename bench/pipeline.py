@@ -84,7 +84,9 @@ def main() -> None:
         repo = make_repo(root)
         (root / "environments.toml").write_text(ENVIRONMENTS.replace("{repo}", str(repo)))
         with LocalRedis(root / "redis") as redis_server:
+            instance = f"bench-{root.name}"  # its own label: its cache entries go with it
             environ = {**os.environ, "PYTHONPATH": str(ROOT), "CHATOPS_HOME": str(root / "state"),
+                       "CHATOPS_INSTANCE": instance,
                        "CHATOPS_REDIS_URL": redis_server.url,
                        "CHATOPS_ENVIRONMENTS": str(root / "environments.toml")}
             runtime = Runtime(Settings.from_env(environ))
@@ -104,6 +106,9 @@ def main() -> None:
             finally:
                 worker.terminate()
                 worker.wait(timeout=30)
+                from sandbox.cache import SetupCache
+
+                SetupCache(runtime.docker, instance=instance).clear()
     base = statistics.median(bare)
     print(f"runs: {runs} (medians)")
     print(f"bare `docker run --rm {IMAGE} true`   {base:6.2f} s   1.0x")
