@@ -44,3 +44,14 @@ def test_candidates_run_side_by_side_and_the_pick_opens_the_pull_request(deploym
     assert "attempt 3 wrote the answer" in delivery["pull_request"]["body"]
     again = deployment.cli("pick", task["id"], "3", "--detach")
     assert again.stdout.strip() == delivery["id"]  # a second pick of the same one is the same
+
+
+def test_when_every_candidate_fails_the_task_fails_with_each_reason(deployment):
+    task_id = deployment.cli("exec", "--env", "ok", "--attempts", "2", "--detach",
+                             'echo "no luck $CHATOPS_ATTEMPT"; exit 3').stdout.strip()
+    deployment.work()
+    task = deployment.runtime.store.get(task_id)
+    assert task.state.value == "failed"
+    assert "none of the 2 attempts produced a change" in task.reason
+    assert "1: the agent exited with status 3" in task.reason
+    assert [a.ok for a in task.candidates] == [False, False]
