@@ -169,8 +169,10 @@ class TaskService:
         if task.state.terminal:
             return task
         if task.state is not TaskState.QUEUED:
-            return self._end(task_id, TaskState.FAILED,
-                             f"the worker running it stopped while it was {task.state.value}")
+            # A second delivery of a job some worker already holds (or held: if that worker
+            # died, the reconciler fails the task once its heartbeat goes stale).
+            log.warning("task %s is already %s; not running it twice", task_id, task.state.value)
+            return task
         if self.s.store.cancel_requested(task_id):
             return self._end(task_id, TaskState.CANCELLED, "cancelled before it started")
         workdir = self.s.workdir / task_id

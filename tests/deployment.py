@@ -6,8 +6,10 @@ them; the test reads results back through the CLI's --json output and the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,6 +63,27 @@ def make_repository(root: Path) -> Path:
     return bare
 
 
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker and every process under it, as a crashed machine would.
+
+    RQ's work horse leaves its parent's process group (setsid), so killing the group alone
+    would leave the horse running the task.
+    """
+    doomed = {proc.pid}
+    for _ in range(3):  # children, grandchildren, ...
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in doomed:
+                doomed.add(int(stat.parent.name))
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
 @dataclass
 class Deployment:
     root: Path
@@ -98,10 +121,11 @@ class Deployment:
         assert result.returncode == 0, result.stderr
         return result
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "chatops.app.cli", "worker", self.queue],
-            env=self.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**self.environ, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.workers.append(proc)

@@ -36,6 +36,8 @@ LINEAR_TRIGGERS = ("assign", "delegate", "label", "mention", "agent")
 # Seconds without a heartbeat after which a running task's worker is taken for dead
 # (heartbeats come every 5 s, so this is a dozen missed beats).
 DEFAULT_STALE_AFTER_S = 60
+# Half the stale limit: a dead worker's task is reported within about 1.5 times that limit.
+DEFAULT_SWEEP_S = 30
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Settings:
     bind: str = DEFAULT_BIND
     port: int = DEFAULT_PORT
     stale_after_s: int = DEFAULT_STALE_AFTER_S
+    # Seconds between a running worker's sweeps for tasks whose worker died.
+    sweep_s: int = DEFAULT_SWEEP_S
     # Labels this deployment's containers and cache entries, so that deployments (or test
     # runs) sharing one Docker engine never reap or reuse each other's.
     instance: str = DEFAULT_INSTANCE
@@ -91,6 +95,7 @@ class Settings:
             bind=env.get("CHATOPS_BIND", DEFAULT_BIND),
             port=_number(env, "PORT", DEFAULT_PORT),
             stale_after_s=_number(env, "CHATOPS_STALE_AFTER", DEFAULT_STALE_AFTER_S),
+            sweep_s=_number(env, "CHATOPS_SWEEP_S", DEFAULT_SWEEP_S),
             instance=env.get("CHATOPS_INSTANCE", DEFAULT_INSTANCE),
             cache_cap_bytes=_number(env, "CHATOPS_CACHE_CAP_BYTES", DEFAULT_CACHE_CAP_BYTES),
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),

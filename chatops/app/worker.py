@@ -7,6 +7,8 @@ connection or Docker socket crosses the fork.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -39,12 +41,15 @@ def reconcile(runtime: Runtime) -> list[str]:
     Returns a line per action, for the log.
     """
     actions = []
+    cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_s)
     for task in runtime.store.active():
-        if task.state is TaskState.QUEUED and _job_status(runtime, task.id) is None:
+        # Only tasks queued a while ago: a brand-new one may be between its commit and its
+        # enqueue, and queueing it here too would run it twice.
+        if (task.state is TaskState.QUEUED and task.created_at < cutoff
+                and _job_status(runtime, task.id) is None):
             env = runtime.catalogue.get(task.environment)
             runtime.service.s.queue.enqueue(task.id, task.queue, env.job_timeout)
             actions.append(f"re-queued {task.id}: its job was missing from Redis")
-    cutoff = utcnow() - timedelta(seconds=runtime.settings.stale_after_s)
     for task in runtime.store.stale(cutoff):
         runtime.service.abandon(
             task.id, f"the worker running it stopped while it was {task.state.value}")
@@ -58,6 +63,18 @@ def reconcile(runtime: Runtime) -> list[str]:
     except Exception as exc:  # the engine may be down; the next task run will say so
         actions.append(f"could not look for leftover containers: {exc}")
     return actions
+
+
+def _sweep(runtime: Runtime) -> None:
+    """While this worker lives, settle what other workers left when they died: without it a
+    crashed worker's task would wait for some worker to start before its origin is told."""
+    while True:
+        time.sleep(runtime.settings.sweep_s)
+        try:
+            for line in reconcile(runtime):
+                log.warning("%s", line)
+        except Exception:
+            log.exception("the sweep for dead workers' tasks failed; trying again later")
 
 
 def _preload() -> None:
@@ -85,6 +102,8 @@ def work(runtime: Runtime, queues: Sequence[str], burst: bool = False) -> bool:
         reason = f"the worker process died (pid {pid}, status {status})"
         runtime.service.abandon(job.id, reason)
 
+    sweeper = threading.Thread(target=_sweep, args=(runtime,), daemon=True, name="sweeper")
+    sweeper.start()
     worker = Worker(
         [Queue(name, connection=runtime.redis) for name in queues],
         connection=runtime.redis,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
 
 from chatops.core.lifecycle import TaskState
+from tests.deployment import kill_tree
 
 pytestmark = pytest.mark.docker
 
@@ -145,8 +144,7 @@ def test_a_killed_worker_is_detected_and_its_container_reaped(deployment, docker
     task_id = deployment.submit("sleep 300")
     deployment.wait_for(task_id, {"running"})
     wait_for_agent_container(docker_client, task_id)
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, no clean-up
-    worker.wait()
+    kill_tree(worker)  # the worker and its work horse, no clean-up
     assert containers_of(docker_client, task_id), "the crash should leave the container"
     time.sleep(1.5)
     deployment.environ["CHATOPS_STALE_AFTER"] = "1"
@@ -154,4 +152,23 @@ def test_a_killed_worker_is_detected_and_its_container_reaped(deployment, docker
     task = deployment.runtime.store.get(task_id)
     assert task.state is TaskState.FAILED
     assert "worker running it stopped while it was running" in task.reason
+    assert not containers_of(docker_client, task_id)
+
+
+def test_a_running_worker_reports_a_dead_workers_task(deployment, docker_client):
+    doomed = deployment.start_worker()
+    task_id = deployment.submit("sleep 300")
+    deployment.wait_for(task_id, {"running"})
+    wait_for_agent_container(docker_client, task_id)
+    # A second worker, already up (its start-up check finds the task alive), sweeping often;
+    # 8 s is above the 5 s heartbeat, so only a dead worker's task looks stale.
+    deployment.start_worker(env={"CHATOPS_STALE_AFTER": "8", "CHATOPS_SWEEP_S": "1"})
+    time.sleep(1)
+    kill_tree(doomed)
+    ended = deployment.wait_for(task_id, {"failed", "cancelled", "succeeded"}, timeout=60)
+    assert ended["state"] == "failed"
+    assert "worker running it stopped while it was running" in ended["reason"]
+    deadline = time.monotonic() + 30
+    while containers_of(docker_client, task_id) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert not containers_of(docker_client, task_id)

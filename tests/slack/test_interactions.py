@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 
 from chatops.core.lifecycle import TaskState
 from integrations.slack import blocks
+from tests.deployment import kill_tree
 from tests.slack_rig import ALICE, BOB, CHANNEL, SLACK_ENVIRONMENTS
 
 pytestmark = pytest.mark.docker
@@ -105,8 +103,7 @@ def test_a_crashed_worker_still_ends_the_thread_with_a_message(slack, docker_cli
     _response, envelope = slack.mention("sleep 300")
     [task] = slack.store.recent()
     slack.deployment.wait_for(task.id, {"running"})
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
+    kill_tree(worker)
     slack.deployment.environ["CHATOPS_STALE_AFTER"] = "0"
     slack.deployment.work()  # the next worker reconciles and tells the thread
     thread = envelope["event"]["ts"]
