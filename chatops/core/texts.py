@@ -49,7 +49,8 @@ def pull_request_body(task: Task, diffstat: str) -> str:
         "\n".join(f"> {line}" for line in task.request.instruction.strip().splitlines()),
         "",
         origin_line(task.request),
-        f"Environment: `{task.environment}` ({task.environment_reason}).",
+        # The receipt reads "environment NAME: why it was chosen".
+        f"{task.environment_reason[:1].upper()}{task.environment_reason[1:]}.",
         f"Changes: {diffstat}.",
         f"Task: `{task.id}` — `chatops logs {task.id}` shows every phase's log.",
     ]
