@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402
 
 from chatops.core.environment import Environment  # noqa: E402
+from chatops.core.network import BlockedRequest  # noqa: E402
 from chatops.core.ports import Phase, SandboxJob  # noqa: E402
 from sandbox.cache import SetupCache  # noqa: E402
 from sandbox.docker_runner import DockerSandbox  # noqa: E402
@@ -60,6 +62,9 @@ class Clocked:
 
     def log(self, phase: Phase, text: str) -> None:
         self.lines.append(text)
+
+    def blocked(self, requests: Sequence[BlockedRequest]) -> None:
+        pass  # the benchmark's environments keep the network off
 
     def cancelled(self) -> bool:
         return False

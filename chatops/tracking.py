@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from chatops.core.network import BLOCK_REASONS, BlockedRequest
 from chatops.core.ports import Phase
 from chatops.store.tasks import TaskStore
 
@@ -108,6 +109,14 @@ class TaskEvents:
                 merged.append((phase, text))
         for phase, text in merged:
             self.store.append_log(self.task_id, phase, text)
+
+    def blocked(self, requests: Sequence[BlockedRequest]) -> None:
+        if not requests:
+            return
+        self.store.add_blocked(self.task_id, requests)
+        self.log(Phase.AGENT, "".join(
+            f"network: blocked {r.method} {r.url or r.host} at {r.at:%H:%M:%S} "
+            f"({BLOCK_REASONS[r.reason]})\n" for r in requests))
 
     def cancelled(self) -> bool:
         now = self.clock()

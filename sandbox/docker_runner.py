@@ -9,15 +9,16 @@
              uid 1000, and the container committed, as a cache entry or the task's snapshot.
     agent    container from that image, as uid 1000, all capabilities dropped,
              no-new-privileges, memory (no swap), CPU and pid limits, no network unless the
-             environment allows it, read-only root with tmpfs /tmp and $HOME. /workspace is a
+             environment allows it (an allowlist puts it behind a filtering proxy, see
+             ``sandbox.egress``), read-only root with tmpfs /tmp and $HOME. /workspace is a
              per-task volume filled from the image (plus the checkout, which cache entries do
              not hold); /chatops is a per-task volume with the instruction, context and prompt
              files and a writable out/ for the summary.
     collect  /workspace streamed back through the safe extractor into the host checkout
              (whose .git is never replaced), plus /chatops/out/summary.md.
 
-Whatever happens, every container, volume and snapshot labelled with the task is removed, and
-the task's hold on a cache entry is dropped (the entry stays for the next task).
+Whatever happens, every container, volume, network and snapshot labelled with the task is
+removed, and the task's hold on a cache entry is dropped (the entry stays for the next task).
 Engine trouble surfaces as SandboxUnavailable or SandboxError, never as a docker exception.
 """
 
@@ -44,6 +45,7 @@ from chatops.core.errors import (
 from chatops.core.ports import Phase, SandboxEvents, SandboxJob, SandboxOutcome
 from sandbox.archive import PackedCheckout, format_size, unpack_workspace
 from sandbox.cache import DEFAULT_CAP_BYTES, SetupCache
+from sandbox.egress import DEFAULT_OUTBOUND, Egress
 from sandbox.engine import archive_stream, container_state, engine_error
 from sandbox.images import AGENT_GID, AGENT_HOME, AGENT_UID
 from sandbox.logstream import Redactor
@@ -73,7 +75,7 @@ class DockerSandbox:
     one deployment leaves another one's containers alone; setup cache entries are shared by
     the sandboxes of one instance. ``cache_cap_bytes`` caps the entries' layers (least
     recently used go first); 0 turns the setup cache off. ``clock`` (epoch seconds) dates
-    and ages the entries.
+    and ages the entries. ``egress_network`` is where an allowlist's proxy reaches out from.
     """
 
     def __init__(
@@ -85,8 +87,10 @@ class DockerSandbox:
         tmpfs_bytes: int = TMPFS_BYTES,
         cache_cap_bytes: int = DEFAULT_CAP_BYTES,
         clock: Callable[[], float] = time.time,
+        egress_network: str = DEFAULT_OUTBOUND,
     ) -> None:
         self.client = client
+        self.egress_network = egress_network
         self.instance = instance
         self.poll_interval = poll_interval
         self.tmpfs_bytes = tmpfs_bytes
@@ -121,6 +125,8 @@ class _Run:
         self.api = sandbox.client.api
         self.tmpfs_bytes = sandbox.tmpfs_bytes
         self.cache = sandbox.cache
+        self.egress_network = sandbox.egress_network
+        self.egress: Egress | None = None
         self.job = job
         self.env: Environment = job.environment
         self.events = events
@@ -146,11 +152,21 @@ class _Run:
         # Made first: a labelled object lets the reaper find the task (and drop its hold on a
         # cache entry) if this worker is killed from here on.
         volumes = self._volumes()
+        if self.env.network.mode == "allowlist":
+            # Started now, so squid comes up while the setup phase runs.
+            self.egress = Egress(self.client, self.names, self.env.network, self.egress_network)
+            self.egress.start()
         provisioner = Provisioner(self.client, self.job, self.events, self.names, self.watcher,
                                   self.checkout, self.cache, self.redactor)
         ready = provisioner.provision(image_id, limits, volumes["workspace"])
         self._checkpoint(Phase.AGENT)
-        agent = self._agent(ready, limits, volumes)
+        try:
+            agent = self._agent(ready, limits, volumes)
+        finally:
+            # However the agent phase ended: a refused request often explains a failure.
+            if self.egress is not None:
+                self.events.blocked(self.egress.blocked(self.job.attempt,
+                                                        self.redactor().redact_text))
         self._checkpoint(Phase.COLLECT)
         return self._collect(agent)
 
@@ -211,8 +227,8 @@ class _Run:
             labels=self.names.labels("agent"),
             user=f"{AGENT_UID}:{AGENT_GID}",
             working_dir=WORKSPACE,
-            environment=agent_environment(self.job),
-            network_mode="bridge" if self.env.network == "on" else "none",
+            environment={**agent_environment(self.job), **self._proxy_env()},
+            **self._network(),
             cap_drop=["ALL"],
             read_only=self.env.read_only,
             tmpfs={
@@ -258,6 +274,14 @@ class _Run:
                 Phase.AGENT, f"a process was killed for going over the {memory} memory limit\n"
             )
         return container
+
+    def _network(self) -> dict[str, Any]:
+        if self.egress is not None:
+            return self.egress.agent_options()
+        return {"network_mode": "bridge" if self.env.network.mode == "on" else "none"}
+
+    def _proxy_env(self) -> dict[str, str]:
+        return self.egress.agent_env() if self.egress is not None else {}
 
     # -- collect ---------------------------------------------------------------------------
 

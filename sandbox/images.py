@@ -15,7 +15,7 @@ import struct
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -174,16 +174,29 @@ def build_busybox_image(client: docker.DockerClient, tag: str = DEFAULT_TAG) -> 
     agent, /tmp 1777, /chatops for the runner's input files. No network is needed.
     """
     busybox = find_busybox()
+    return import_rootfs(client, tag, lambda out: _write_rootfs(busybox, out), _CHANGES)
+
+
+def import_rootfs(
+    client: docker.DockerClient,
+    tag: str,
+    write: Callable[[io.BufferedIOBase], None],
+    changes: list[str],
+) -> str:
+    """Import the root filesystem tar that ``write`` produces as ``tag``; returns the image id.
+
+    ``changes`` are Dockerfile instructions (ENV, USER, ENTRYPOINT, LABEL...) applied on import.
+    """
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
         repository, version = tag, "latest"
     with tempfile.TemporaryDirectory(prefix="chatops-rootfs-") as workdir:
         archive = Path(workdir) / "rootfs.tar"
         with archive.open("wb") as out:
-            _write_rootfs(busybox, out)
+            write(out)
         try:
             client.api.import_image(
-                src=str(archive), repository=repository, tag=version, changes=_CHANGES
+                src=str(archive), repository=repository, tag=version, changes=changes
             )
             return str(client.images.get(tag).id)
         except docker.errors.APIError as exc:
@@ -192,17 +205,24 @@ def build_busybox_image(client: docker.DockerClient, tag: str = DEFAULT_TAG) -> 
             raise SandboxUnavailable(f"the Docker engine cannot be reached: {exc}") from exc
 
 
+def existing_image(client: docker.DockerClient, tag: str) -> str | None:
+    """The id of ``tag`` on the engine, or None when it has no such image."""
+    try:
+        return str(client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.DockerException as exc:
+        raise SandboxUnavailable(f"the Docker engine cannot be reached: {exc}") from exc
+
+
 def ensure_image(client: docker.DockerClient, tag: str = DEFAULT_TAG) -> str:
     """The id of ``tag``, building it first if it is the busybox image and missing.
 
     Any other missing tag raises ImageMissing: it can neither be pulled nor built here.
     """
-    try:
-        return str(client.images.get(tag).id)
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.DockerException as exc:
-        raise SandboxUnavailable(f"the Docker engine cannot be reached: {exc}") from exc
+    found = existing_image(client, tag)
+    if found is not None:
+        return found
     if tag != DEFAULT_TAG:
         raise ImageMissing(
             f"the image {tag!r} is not on the Docker engine",

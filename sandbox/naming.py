@@ -1,11 +1,11 @@
 """Names and labels of what a run creates on the engine, so it can always be found again.
 
-Every container, volume and snapshot image of a task carries these labels:
+Every container, volume, network and snapshot image of a task carries these labels:
 
     chatops.managed=1          created by chatops (the reaper looks at nothing else)
     chatops.instance=NAME      which deployment made it; reapers leave other instances alone
     chatops.task=TASK_ID       the task, verbatim
-    chatops.phase=PHASE        setup | agent | snapshot | cache
+    chatops.phase=PHASE        setup | agent | egress | snapshot | cache
 
 Names are derived from the task id, so a retry of the same task finds (and clears) what an
 earlier attempt left behind. Setup cache entries (``sandbox.cache``) belong to no task: their
@@ -61,6 +61,9 @@ class RunNames:
         return f"chatops-{slug(self.task_id)}-{phase}"
 
     def volume(self, purpose: str) -> str:
+        return f"chatops-{slug(self.task_id)}-{purpose}"
+
+    def network(self, purpose: str) -> str:
         return f"chatops-{slug(self.task_id)}-{purpose}"
 
     @property

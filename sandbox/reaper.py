@@ -36,6 +36,8 @@ def reap(
         found.add((volume.attrs.get("Labels") or {}).get(TASK, ""))
     for image in client.images.list(filters=filters):
         found.add(image.labels.get(TASK, ""))
+    for network in client.networks.list(filters=filters):
+        found.add((network.attrs.get("Labels") or {}).get(TASK, ""))
     found.discard("")
     reaped = sorted(found - set(keep))
     for task_id in reaped:
@@ -48,7 +50,8 @@ def reap(
 def remove_task(
     client: docker.DockerClient, task_id: str, *, instance: str = DEFAULT_INSTANCE
 ) -> None:
-    """Force-remove every container, volume and snapshot image labelled with ``task_id``, and
+    """Force-remove every container, volume, network and snapshot image labelled with
+    ``task_id``, and
     drop the task's hold on a setup cache entry (the entry itself stays).
 
     Containers go first: they hold the volumes and the image. Objects that vanish meanwhile
@@ -62,6 +65,9 @@ def remove_task(
     for volume in client.volumes.list(filters=filters):
         with gone:
             volume.remove(force=True)
+    for network in client.networks.list(filters=filters):
+        with gone:
+            network.remove()
     for image in client.images.list(filters=filters):
         with gone:
             client.images.remove(str(image.id), force=True)

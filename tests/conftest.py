@@ -19,7 +19,9 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # The whole-deployment fixture, shared by the end-to-end suites.
-pytest_plugins = ["tests.deployment", "tests.slack_rig", "tests.linear_rig"]
+pytest_plugins = [
+    "tests.deployment", "tests.slack_rig", "tests.linear_rig", "tests.egress_rig",
+]
 
 
 def require(condition: bool, reason: str) -> None:

@@ -16,7 +16,7 @@ from chatops.app.settings import Settings
 from chatops.app.views import environment_view, task_view
 from chatops.app.wiring import Runtime
 from chatops.core import texts
-from chatops.core.errors import ChatopsError
+from chatops.core.errors import ChatopsError, ImageMissing
 from chatops.core.lifecycle import TaskState
 from chatops.core.task import CliOrigin, Task, TaskRequest
 
@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_serve)
 
     image = sub.add_parser("image", help="sandbox images").add_subparsers(metavar="ACTION")
-    p = image.add_parser("build", help="build the offline busybox sandbox image")
+    p = image.add_parser("build", help="build the offline sandbox and egress proxy images")
     p.add_argument("--force", action="store_true", help="rebuild even if it exists")
     p.set_defaults(run=cmd_image_build)
 
@@ -201,6 +201,11 @@ def cmd_tasks_show(runtime: Runtime, args: argparse.Namespace) -> int:
     if task.request.attempts > 1 and task.summary:
         print("attempts:")
         print("".join(f"    {line}\n" for line in task.summary.splitlines()), end="")
+    if task.blocked:
+        print("blocked by the network allowlist:")
+        for b in task.blocked:
+            attempt = f" (attempt {b.attempt})" if b.attempt else ""
+            print(f"    {b.at:%H:%M:%S} {b.method} {b.url or b.host}{attempt}")
     print("instruction:")
     print("".join(f"    {line}\n" for line in task.request.instruction.splitlines()), end="")
     print("transitions:")
@@ -260,7 +265,7 @@ def cmd_envs_list(runtime: Runtime, args: argparse.Namespace) -> int:
     for env in envs:
         agent = env.agent.preset or "custom command"
         print(f"  {env.name:<16} {env.repository} ({env.base_branch}) image={env.image} "
-              f"agent={agent} network={env.network} queue={env.queue}")
+              f"agent={agent} network={env.network.mode} queue={env.queue}")
     return 0
 
 
@@ -329,12 +334,21 @@ def cmd_serve(runtime: Runtime, args: argparse.Namespace) -> int:
 
 def cmd_image_build(runtime: Runtime, args: argparse.Namespace) -> int:
     from sandbox.images import DEFAULT_TAG, build_busybox_image, ensure_image
+    from sandbox.proxy_image import PROXY_TAG, build_proxy_image, ensure_proxy_image
 
     if args.force:
         build_busybox_image(runtime.docker, DEFAULT_TAG)
     else:
         ensure_image(runtime.docker, DEFAULT_TAG)
     print(f"sandbox image ready: {DEFAULT_TAG}")
+    try:
+        (build_proxy_image if args.force else ensure_proxy_image)(runtime.docker, PROXY_TAG)
+    except ImageMissing as exc:
+        # Only environments with a network allowlist need it; say so rather than fail.
+        print(f"egress proxy image not built: {exc.message}\n  fix: {exc.hint} "
+              "(needed only by environments with a network allowlist)")
+        return 0
+    print(f"egress proxy image ready: {PROXY_TAG}")
     return 0
 
 

@@ -26,6 +26,8 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_INSTANCE = "default"
 # 10 GiB: room for a few dozen environments' dependencies without filling a typical disk.
 DEFAULT_CACHE_CAP_BYTES = 10 * 1024**3
+# The engine's default bridge: the proxy of a network allowlist reaches out through it.
+DEFAULT_EGRESS_NETWORK = "bridge"
 DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
 # How the bot is mentioned in Linear comments (`@chatops`) when no user id says so.
 DEFAULT_LINEAR_BOT_NAME = "chatops"
@@ -59,6 +61,8 @@ class Settings:
     instance: str = DEFAULT_INSTANCE
     # Bytes the setup cache may keep on the engine before evicting the least recently used.
     cache_cap_bytes: int = DEFAULT_CACHE_CAP_BYTES
+    # The Docker network an allowlist's proxy reaches out through (the agent never joins it).
+    egress_network: str = DEFAULT_EGRESS_NETWORK
     # Slack, with Bolt's variable names; the API URL moves for GovSlack and for tests.
     slack_bot_token: str = field(default="", repr=False)
     slack_signing_secret: str = field(default="", repr=False)
@@ -98,6 +102,7 @@ class Settings:
             sweep_s=_number(env, "CHATOPS_SWEEP_S", DEFAULT_SWEEP_S),
             instance=env.get("CHATOPS_INSTANCE", DEFAULT_INSTANCE),
             cache_cap_bytes=_number(env, "CHATOPS_CACHE_CAP_BYTES", DEFAULT_CACHE_CAP_BYTES),
+            egress_network=env.get("CHATOPS_EGRESS_NETWORK", DEFAULT_EGRESS_NETWORK),
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
             slack_app_token=env.get("SLACK_APP_TOKEN", ""),

@@ -30,6 +30,7 @@ def task_view(task: Task, store: TaskStore | None = None) -> dict[str, Any]:
         "diffstat": task.diffstat,
         "summary": task.summary,
         "pull_request": task.pull_request.model_dump() if task.pull_request else None,
+        "blocked": [b.model_dump(mode="json") for b in task.blocked],
     }
     if store is not None:
         view["attempts"] = [a.model_dump() for a in store.attempts(task.id)]
@@ -49,7 +50,7 @@ def environment_view(env: Environment) -> dict[str, Any]:
         "base_branch": env.base_branch,
         "image": env.image,
         "agent": env.agent.preset or "command",
-        "network": env.network,
+        "network": env.network.model_dump(mode="json"),
         "queue": env.queue,
         "forge": env.forge,
         "timeout_s": env.timeout,

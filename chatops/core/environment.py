@@ -28,6 +28,7 @@ from pydantic import (
 
 from chatops.core.agents import PRESETS
 from chatops.core.errors import AmbiguousEnvironment, ConfigError, UnknownEnvironment
+from chatops.core.network import NetworkPolicy
 
 # The sandbox image built offline by `chatops image build`.
 DEFAULT_IMAGE = "chatops/sandbox:busybox"
@@ -139,7 +140,8 @@ class Environment(_Strict):
     maintenance: str = ""
     env: dict[str, str] = Field(default_factory=dict)
     secrets: tuple[SecretRef, ...] = ()
-    network: Literal["off", "on"] = "off"
+    # The agent phase's network: off, an allowlist through a filtering proxy, or on.
+    network: NetworkPolicy = NetworkPolicy()
     resources: Resources = Resources()
     timeout: Seconds = DEFAULT_TIMEOUT_S
     setup_timeout: Seconds = DEFAULT_SETUP_TIMEOUT_S

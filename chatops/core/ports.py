@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chatops.core.environment import Environment
+from chatops.core.network import BlockedRequest
 from chatops.core.task import Patch, PullRequest, Task, TaskRequest
 
 
@@ -61,6 +62,10 @@ class SandboxEvents(Protocol):
     def phase(self, phase: Phase) -> None: ...
 
     def log(self, phase: Phase, text: str) -> None: ...
+
+    def blocked(self, requests: Sequence[BlockedRequest]) -> None:
+        """Requests the network allowlist refused; recorded and reported with the result."""
+        ...
 
     def cancelled(self) -> bool:
         """Polled while containers run; True makes the sandbox kill them at once."""

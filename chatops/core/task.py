@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatops.core.lifecycle import TaskState
+from chatops.core.network import BlockedRequest
 
 # Candidates per task: each is a full agent container, so this bounds one request's load.
 MAX_ATTEMPTS = 8
@@ -133,3 +134,5 @@ class Task(_Frozen):
     status_ref: str = ""
     # A best-of-N task's candidates, once they ran.
     candidates: tuple[Attempt, ...] = ()
+    # What the network allowlist refused, in order; reported with the result.
+    blocked: tuple[BlockedRequest, ...] = ()

@@ -54,6 +54,9 @@ def pull_request_body(task: Task, diffstat: str) -> str:
         f"Changes: {diffstat}.",
         f"Task: `{task.id}` — `chatops logs {task.id}` shows every phase's log.",
     ]
+    blocked = blocked_summary(task)
+    if blocked:
+        parts += ["", blocked]
     return "\n".join(parts)
 
 
@@ -74,11 +77,15 @@ def environment_receipt(name: str, why: str) -> str:
 
 def agent_receipt(env: Environment) -> str:
     agent = env.agent.preset or "custom command"
-    network = "no network" if env.network == "off" else "network on"
+    network = env.network.describe()
     return f"{agent} agent, {network}, {env.timeout} s limit"
 
 
 def final_line(task: Task) -> str:
+    return _with_blocked(_final_line(task), task)
+
+
+def _final_line(task: Task) -> str:
     if task.state is TaskState.SUCCEEDED and task.request.attempts > 1:
         return task.reason
     if task.state is TaskState.SUCCEEDED and task.pull_request:
@@ -87,6 +94,45 @@ def final_line(task: Task) -> str:
     if task.state is TaskState.CANCELLED:
         return f"cancelled: {task.reason}" if task.reason else "cancelled"
     return f"failed: {task.reason} — see `chatops logs {task.id}`"
+
+
+# Requests named one by one in a result; the rest are counted.
+BLOCKED_SHOWN = 5
+
+
+def blocked_summary(task: Task) -> str:
+    """What the network allowlist refused, for the result; empty when it refused nothing.
+
+    Grouped by method and host, most frequent first, so a loop of retries reads as one line.
+    """
+    if not task.blocked:
+        return ""
+    counts: dict[tuple[str, str], int] = {}
+    for request in task.blocked:
+        counts[request.method, request.host] = counts.get((request.method, request.host), 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    shown = [f"{method} {host}" + (f" ({n} times)" if n > 1 else "")
+             for (method, host), n in ranked[:BLOCKED_SHOWN]]
+    if len(ranked) > BLOCKED_SHOWN:
+        shown.append(f"and {len(ranked) - BLOCKED_SHOWN} more")
+    total = len(task.blocked)
+    requests = "request" if total == 1 else "requests"
+    hosts = sorted({r.host for r in task.blocked if r.reason == "host"})
+    methods = sorted({r.method for r in task.blocked if r.reason == "method"})
+    fixes = []
+    if hosts:
+        fixes.append(f"add {', '.join(hosts[:BLOCKED_SHOWN])} to `network.allow`")
+    if methods:
+        fixes.append(f"add {', '.join(methods)} to `network.methods`")
+    fix = (f" If the agent needs them, {' and '.join(fixes)} of environment "
+           f"{task.environment}." if fixes else "")
+    return (f"The network allowlist blocked {total} {requests}: {', '.join(shown)}.{fix} "
+            f"Times and URLs: `chatops logs {task.id}`.")
+
+
+def _with_blocked(line: str, task: Task) -> str:
+    summary = blocked_summary(task)
+    return f"{line}\n{summary}" if summary else line
 
 
 def context_markdown(request: TaskRequest) -> str:
@@ -154,6 +200,10 @@ def linear_queued(task: Task) -> str:
 
 def linear_final(task: Task) -> str:
     """The closing `response` (or `error`) of an agent session."""
+    return _with_blocked(_linear_final(task), task)
+
+
+def _linear_final(task: Task) -> str:
     if task.state is TaskState.SUCCEEDED and task.pull_request:
         pr = task.pull_request
         return f"Pull request [#{pr.number} {pr.title}]({pr.url}) is ready ({task.diffstat})."

@@ -62,6 +62,21 @@ class LogRow(SQLModel, table=True):
     at: datetime
 
 
+class BlockedRow(SQLModel, table=True):
+    """A request the agent phase's network allowlist refused."""
+
+    __tablename__ = "task_blocked_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, foreign_key="tasks.id")
+    attempt: int = 0
+    method: str
+    host: str
+    url: str = ""
+    reason: str
+    at: datetime
+
+
 class PendingRow(SQLModel, table=True):
     """A request waiting for its requester to pick an environment."""
 

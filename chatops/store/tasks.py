@@ -7,10 +7,10 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from chatops.core.errors import InvalidTransition, TaskNotFound
 from chatops.core.lifecycle import TERMINAL_STATES, TaskState, check_transition
+from chatops.core.network import BlockedRequest, BlockReason
 from chatops.core.task import (
     Attempt,
     LinearIssue,
@@ -27,7 +28,14 @@ from chatops.core.task import (
     Task,
     TaskRequest,
 )
-from chatops.store.tables import AttemptRow, LogRow, PendingRow, TaskRow, TransitionRow
+from chatops.store.tables import (
+    AttemptRow,
+    BlockedRow,
+    LogRow,
+    PendingRow,
+    TaskRow,
+    TransitionRow,
+)
 
 Clock = Callable[[], datetime]
 # Marks a status message being posted by some process; never shown outside the store.
@@ -134,9 +142,10 @@ class TaskStore:
 
     def get(self, task_id: str) -> Task:
         task = _to_task(self._row(task_id))
+        extra: dict[str, Any] = {"blocked": tuple(self.blocked(task_id))}
         if task.request.attempts > 1:
-            task = task.model_copy(update={"candidates": tuple(self.attempts(task_id))})
-        return task
+            extra["candidates"] = tuple(self.attempts(task_id))
+        return task.model_copy(update=extra)
 
     def recent(self, limit: int = 50, states: set[TaskState] | None = None) -> list[Task]:
         query = select(TaskRow).order_by(col(TaskRow.created_at).desc()).limit(limit)
@@ -342,6 +351,23 @@ class TaskStore:
         with Session(self.engine) as session:
             row = session.get(TaskRow, task_id)
             return bool(row and row.cancel_requested)
+
+    # -- what the network allowlist refused ---------------------------------------------
+
+    def add_blocked(self, task_id: str, requests: Sequence[BlockedRequest]) -> None:
+        with self._write() as session:
+            session.add_all(BlockedRow(task_id=task_id, attempt=r.attempt, method=r.method,
+                                       host=r.host, url=r.url, reason=r.reason, at=r.at)
+                            for r in requests)
+            session.commit()
+
+    def blocked(self, task_id: str) -> list[BlockedRequest]:
+        query = (select(BlockedRow).where(BlockedRow.task_id == task_id)
+                 .order_by(col(BlockedRow.at), col(BlockedRow.id)))
+        with Session(self.engine) as session:
+            return [BlockedRequest(at=_aware(r.at), method=r.method, host=r.host, url=r.url,
+                                   reason=cast(BlockReason, r.reason), attempt=r.attempt)
+                    for r in session.exec(query)]
 
     # -- logs -------------------------------------------------------------------------
 

@@ -35,8 +35,11 @@ def status_message(task: Task) -> tuple[str, Blocks]:
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _receipt(task)}]},
     ]
     if task.candidates:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _escape(
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": escape(
             texts.attempts_summary(list(task.candidates)))}})
+    if task.blocked:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ":shield: " + escape(
+            texts.blocked_summary(task))}})
     buttons = _buttons(task)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"task:{task.id}", "elements": buttons})
@@ -46,17 +49,17 @@ def status_message(task: Task) -> tuple[str, Blocks]:
 def _headline(task: Task) -> str:
     if task.state is TaskState.SUCCEEDED and task.pull_request:
         pr = task.pull_request
-        return f"Pull request <{pr.url}|#{pr.number} {_escape(pr.title)}> ({task.diffstat})"
+        return f"Pull request <{pr.url}|#{pr.number} {escape(pr.title)}> ({task.diffstat})"
     if task.state is TaskState.FAILED:
-        return f"Failed: {_escape(task.reason)}"
+        return f"Failed: {escape(task.reason)}"
     if task.state is TaskState.CANCELLED:
-        return f"Cancelled: {_escape(task.reason)}" if task.reason else "Cancelled"
+        return f"Cancelled: {escape(task.reason)}" if task.reason else "Cancelled"
     return texts.STATE_LINES[task.state].capitalize() + (
-        f" — {_escape(task.reason)}" if task.state is not TaskState.QUEUED and task.reason else "")
+        f" — {escape(task.reason)}" if task.state is not TaskState.QUEUED and task.reason else "")
 
 
 def _receipt(task: Task) -> str:
-    parts = [f"Environment *{task.environment}*: {_escape(task.environment_reason)}",
+    parts = [f"Environment *{task.environment}*: {escape(task.environment_reason)}",
              f"task `{task.id}`"]
     if task.request.parent_task_id:
         parts.append(f"follows up `{task.request.parent_task_id}`")
@@ -83,7 +86,7 @@ def choice_message(pending_id: str, choices: list[str], why: str) -> tuple[str, 
     text = f"Which environment should I use? {why}"
     return text, [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Which environment should I "
-                                                               f"use?* {_escape(why)}"}},
+                                                               f"use?* {escape(why)}"}},
         {"type": "actions", "block_id": f"choose:{pending_id}", "elements": [
             _button(name, f"{CHOOSE}:{name}", f"{pending_id} {name}") for name in choices[:25]
         ]},
@@ -105,6 +108,7 @@ def _button(label: str, action_id: str, value: str, style: str | None = None,
     return button
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """Text made literal in mrkdwn."""
     # Slack's three control characters in mrkdwn.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

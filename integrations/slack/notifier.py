@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from chatops.core import texts
 from chatops.core.task import SlackThread, Task
-from integrations.slack.blocks import status_message
+from integrations.slack.blocks import escape, status_message
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +61,7 @@ class SlackNotifier:
 def _final(task: Task) -> str:
     if task.pull_request:
         pr = task.pull_request
-        return f"pull request ready: <{pr.url}|#{pr.number} {pr.title}> ({task.diffstat})"
-    return texts.final_line(task)
+        line = f"pull request ready: <{pr.url}|#{pr.number} {pr.title}> ({task.diffstat})"
+        blocked = texts.blocked_summary(task)
+        return f"{line}\n{escape(blocked)}" if blocked else line
+    return escape(texts.final_line(task))

@@ -16,7 +16,7 @@ repository = "repos/web.git"
 def test_minimal_environment_gets_safe_defaults():
     env = parse_environments(MINIMAL, base_dir="/srv").get("web")
     assert env.repository == "/srv/repos/web.git"
-    assert env.network == "off"
+    assert env.network.mode == "off"
     assert env.agent.preset == "script"
     assert env.timeout == DEFAULT_TIMEOUT_S
     assert env.read_only is True

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatops.core.environment import AgentSpec, Environment, Resources
+from chatops.core.network import BlockedRequest
 from chatops.core.ports import Phase, SandboxJob, SandboxOutcome
 from sandbox.docker_runner import DockerSandbox
 from sandbox.naming import RunNames, selector
@@ -29,6 +30,7 @@ class Recorder:
     on_log: Callable[[Phase, str], None] | None = None
     phases: list[Phase] = field(default_factory=list)
     logs: list[tuple[Phase, str]] = field(default_factory=list)
+    refused: list[BlockedRequest] = field(default_factory=list)
 
     def phase(self, phase: Phase) -> None:
         self.phases.append(phase)
@@ -39,6 +41,9 @@ class Recorder:
         self.logs.append((phase, text))
         if self.on_log:
             self.on_log(phase, text)
+
+    def blocked(self, requests: Sequence[BlockedRequest]) -> None:
+        self.refused.extend(requests)
 
     def cancelled(self) -> bool:
         return bool(self.cancel_when and self.cancel_when(self))
@@ -62,9 +67,11 @@ def leftovers(client: Any, task_id: str, instance: str) -> list[str]:
     found = [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
     found += [f"volume {v.name}" for v in client.volumes.list(filters=filters)]
     found += [f"image {i.tags}" for i in client.images.list(filters=filters)]
+    found += [f"network {n.name}" for n in client.networks.list(filters=filters)]
+    found += [f"network {n.name}" for n in client.networks.list(names=[names.network("egress")])]
     found += [f"image {names.snapshot}" for _ in client.images.list(name=names.snapshot)]
     found += [f"image {names.cache_use}" for _ in client.images.list(name=names.cache_use)]
-    for phase in ("setup", "agent"):
+    for phase in ("setup", "agent", "proxy"):
         found += [f"container {c.name}" for c in client.containers.list(
             all=True, filters={"name": f"^/{names.container(phase)}$"})]
     for purpose in ("workspace", "chatops"):

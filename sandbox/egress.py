@@ -1,0 +1,270 @@
+"""The network allowlist: an agent whose only way out is a filtering proxy it cannot touch.
+
+For an environment with ``network.mode = "allowlist"`` a run adds, next to its containers:
+
+    network  a per-task Docker network with ``internal=True``: no gateway, so nothing on it
+             reaches anything but its members (no raw IPs, no other containers, no host)
+    proxy    squid (``sandbox.proxy_image``), a member of that network and of the outbound
+             network (``bridge`` unless configured), as an unprivileged user with a read-only
+             root. Its rules come from the policy: the host name as written in the request
+             must be on the allowlist (``dstdomain -n``: no lookup, so a refused name is never
+             resolved), plain HTTP may use the allowed methods only, and tunnels (HTTPS)
+             go to port 443 of an allowed host only.
+    agent    on the internal network only, with HTTP(S)_PROXY set to the proxy, and its DNS
+             server set to the proxy's address, where nothing answers DNS: the agent cannot
+             resolve any name itself, so DNS queries cannot carry data out. The proxy
+             resolves allowed names for it.
+
+Each refusal is a line of squid's access log (its stdout), read back when the agent phase
+ends, however it ends, and turned into ``BlockedRequest``s for the task's result.
+
+Inside a TLS tunnel squid sees neither the method nor the path, so for HTTPS the allowlist
+holds the host and the port; methods are enforced on plain HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from chatops.core.errors import SandboxError
+from chatops.core.network import BlockedRequest, BlockReason, NetworkPolicy
+from sandbox.naming import RunNames
+from sandbox.proxy_image import PROXY_UID, SQUID_CONF, ensure_proxy_image
+
+PROXY_PORT = 3128
+# The engine's default network; deployments that want the proxy elsewhere name their own.
+DEFAULT_OUTBOUND = "bridge"
+# Seconds squid gets to start listening; it takes well under one on a 2-core machine.
+READY_TIMEOUT_S = 20.0
+READY_LINE = b"Accepting HTTP Socket connections"
+# The proxy's own limits: it relays bytes and keeps no cache.
+PROXY_MEMORY = 256 * 1024**2
+PROXY_PIDS = 64
+# Logged URLs are cut to this many characters: enough to recognise, not a data channel.
+URL_LIMIT = 200
+_TLS_PORT = "443"
+
+_CONFIG_DIR = SQUID_CONF.rsplit("/", 1)[0]
+_SQUID_WRITABLE = ("/tmp", "/var/run/squid", "/var/log/squid", "/var/spool/squid")
+
+
+def squid_config(policy: NetworkPolicy) -> str:
+    """squid.conf for ``policy``: allowlisted hosts, allowed methods, tunnels to 443 only."""
+    domains = " ".join(_squid_domains(policy.allow))
+    lines = [
+        f"http_port {PROXY_PORT}",
+        "visible_hostname chatops-egress",
+        # The ICMP pinger needs raw sockets, which the proxy's container does not get.
+        "pinger_enable off",
+        "pid_filename none",
+        "coredump_dir none",
+        "cache deny all",
+        "cache_mem 0 MB",
+        "shutdown_lifetime 0 seconds",
+        "logfile_rotate 0",
+        "cache_log stdio:/dev/stderr",
+        # epoch.millis method URL status squid-result: what parse_denials reads.
+        "logformat chatops %ts.%03tu %rm %ru %>Hs %Ss",
+        "access_log stdio:/dev/stdout logformat=chatops",
+        # The agent's address and the proxy's name stay out of requests.
+        "forwarded_for delete",
+        "via off",
+        f"acl allowed_hosts dstdomain -n {domains}",
+        f"acl allowed_methods method {' '.join(policy.methods)}",
+        "acl tunnel method CONNECT",
+        f"acl tls_port port {_TLS_PORT}",
+        "http_access deny !allowed_hosts",
+        "http_access allow tunnel tls_port",
+        "http_access deny tunnel",
+        "http_access allow allowed_methods",
+        "http_access deny all",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _squid_domains(allow: tuple[str, ...]) -> list[str]:
+    """The allowlist in squid's terms: ".example.com" matches example.com and every name
+    under it, as "*." promises. squid refuses a list where one entry covers another, so
+    names under a wildcard are left out."""
+    wildcards = {entry[2:] for entry in allow if entry.startswith("*.")}
+
+    def covered(name: str, itself: bool) -> bool:
+        parts = name.split(".")
+        under = {".".join(parts[i:]) for i in range(1, len(parts))}
+        return bool(wildcards & (under | ({name} if itself else set())))
+
+    result = [f".{entry[2:]}" for entry in allow
+              if entry.startswith("*.") and not covered(entry[2:], itself=False)]
+    result += [entry for entry in allow
+               if not entry.startswith("*.") and not covered(entry, itself=True)]
+    return sorted(dict.fromkeys(result))
+
+
+def parse_denials(
+    log_text: str, policy: NetworkPolicy, attempt: int = 0,
+    redact: Callable[[str], str] = lambda text: text,
+) -> list[BlockedRequest]:
+    """The refused requests in squid's access log, in order; other lines are skipped."""
+    blocked = []
+    for line in log_text.splitlines():
+        fields = line.split()
+        if len(fields) != 5 or not fields[4].startswith("TCP_DENIED"):
+            continue
+        stamp, method, target = fields[0], fields[1], fields[2]
+        try:
+            at = datetime.fromtimestamp(float(stamp), UTC)
+        except ValueError:
+            continue
+        host, port = _host_port(method, target)
+        blocked.append(BlockedRequest(
+            at=at, method=method[:16], host=host[:253], url=redact(target)[:URL_LIMIT],
+            reason=_reason(policy, method, host, port), attempt=attempt,
+        ))
+    return blocked
+
+
+def _host_port(method: str, target: str) -> tuple[str, str]:
+    if method == "CONNECT":
+        host, _, port = target.rpartition(":")
+        return host.strip("[]").lower(), port
+    parts = urlsplit(target)
+    try:
+        port = str(parts.port or "")
+    except ValueError:
+        port = ""
+    return (parts.hostname or target).lower(), port
+
+
+def _reason(policy: NetworkPolicy, method: str, host: str, port: str) -> BlockReason:
+    if not policy.allows_host(host):
+        return "host"
+    if method == "CONNECT" and port != _TLS_PORT:
+        return "port"
+    return "method"
+
+
+class Egress:
+    """One run's internal network and proxy; everything carries the task's labels, so the
+    per-task sweep (``sandbox.reaper.remove_task``) removes it with the rest."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        names: RunNames,
+        policy: NetworkPolicy,
+        outbound: str = DEFAULT_OUTBOUND,
+    ) -> None:
+        self.client = client
+        self.names = names
+        self.policy = policy
+        self.outbound = outbound
+        self.network_name = names.network("egress")
+        self.proxy: Container | None = None
+        self._address = ""
+
+    def start(self) -> None:
+        """Create the network and start the proxy; ``address`` waits until it listens."""
+        image = ensure_proxy_image(self.client)
+        try:
+            self.client.networks.get(self.outbound)
+        except docker.errors.NotFound:
+            raise SandboxError(
+                f"the egress network {self.outbound!r} does not exist on the Docker engine",
+                "create it, or set CHATOPS_EGRESS_NETWORK to an existing network",
+            ) from None
+        labels = self.names.labels("egress")
+        internal = self.client.networks.create(
+            self.network_name, driver="bridge", internal=True, labels=labels)
+        # The engine copies files into a read-only container only onto a volume.
+        config = self.client.volumes.create(self.names.volume("egress"), labels=labels)
+        proxy = self.client.containers.create(
+            image,
+            name=self.names.container("proxy"),
+            labels=labels,
+            user=f"{PROXY_UID}:{PROXY_UID}",
+            network=self.outbound,
+            read_only=True,
+            volumes={str(config.name): {"bind": _CONFIG_DIR, "mode": "rw"}},
+            tmpfs={path: "rw,noexec,nosuid,nodev,size=16m" for path in _SQUID_WRITABLE},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=PROXY_MEMORY,
+            memswap_limit=PROXY_MEMORY,
+            pids_limit=PROXY_PIDS,
+        )
+        self.proxy = proxy
+        internal.connect(proxy)
+        proxy.put_archive(_CONFIG_DIR, _config_archive(squid_config(self.policy)))
+        proxy.start()
+
+    def address(self) -> str:
+        """The proxy's address on the internal network, once squid accepts connections."""
+        if self._address:
+            return self._address
+        proxy = self._proxy()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            proxy.reload()
+            if proxy.status not in {"created", "running"}:
+                raise self._failure(f"the egress proxy stopped ({proxy.status})")
+            if READY_LINE in proxy.logs(stdout=False, stderr=True):
+                break
+            if time.monotonic() > deadline:
+                raise self._failure(f"the egress proxy did not start in {READY_TIMEOUT_S:g} s")
+            time.sleep(0.05)
+        networks = proxy.attrs["NetworkSettings"]["Networks"]
+        self._address = str(networks[self.network_name]["IPAddress"])
+        return self._address
+
+    def agent_options(self) -> dict[str, Any]:
+        """Container options that put the agent behind the proxy."""
+        return {"network_mode": self.network_name, "dns": [self.address()]}
+
+    def agent_env(self) -> dict[str, str]:
+        """The proxy variables, in both spellings: tools read one or the other."""
+        url = f"http://{self.address()}:{PROXY_PORT}"
+        values = {"http_proxy": url, "https_proxy": url, "no_proxy": "localhost,127.0.0.1,::1"}
+        return {**values, **{name.upper(): value for name, value in values.items()}}
+
+    def blocked(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
+        """What the proxy refused so far; empty if it never started."""
+        if self.proxy is None:
+            return []
+        with contextlib.suppress(docker.errors.NotFound):
+            text = self.proxy.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+            return parse_denials(text, self.policy, attempt, redact)
+        return []
+
+    def _proxy(self) -> Container:
+        if self.proxy is None:
+            raise RuntimeError("Egress.start() was not called")
+        return self.proxy
+
+    def _failure(self, message: str) -> SandboxError:
+        log = self._proxy().logs(stdout=False, stderr=True, tail=20)
+        tail = log.decode("utf-8", "replace").strip()
+        return SandboxError(
+            f"{message}: {tail[-600:]}" if tail else message,
+            "check that `chatops image build` made the proxy image on this engine",
+        )
+
+
+def _config_archive(text: str) -> bytes:
+    data = text.encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        member = tarfile.TarInfo(SQUID_CONF.rsplit("/", 1)[-1])
+        member.size, member.mode = len(data), 0o644
+        tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
