@@ -153,7 +153,7 @@ class _Run:
         # cache entry) if this worker is killed from here on.
         volumes = self._volumes()
         if self.env.network.mode == "allowlist":
-            # Started now, so squid comes up while the setup phase runs.
+            # Started now, in the background: squid comes up while the setup phase runs.
             self.egress = Egress(self.client, self.names, self.env.network, self.egress_network)
             self.egress.start()
         provisioner = Provisioner(self.client, self.job, self.events, self.names, self.watcher,
@@ -313,6 +313,8 @@ class _Run:
         """
         self.watcher.close()
         self.checkout.close()
+        if self.egress is not None:
+            self.egress.settle()
         if not self.engine_reached:
             return
         interrupted: BaseException | None = None

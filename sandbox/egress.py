@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -172,10 +173,12 @@ class Egress:
         self.network_name = names.network("egress")
         self.proxy: Container | None = None
         self._address = ""
+        self._starting: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def start(self) -> None:
-        """Create the network and start the proxy; ``address`` waits until it listens."""
-        image = ensure_proxy_image(self.client)
+        """Bring the network and the proxy up in the background, while setup runs;
+        ``address`` waits for them. A missing outbound network fails at once."""
         try:
             self.client.networks.get(self.outbound)
         except docker.errors.NotFound:
@@ -183,6 +186,23 @@ class Egress:
                 f"the egress network {self.outbound!r} does not exist on the Docker engine",
                 "create it, or set CHATOPS_EGRESS_NETWORK to an existing network",
             ) from None
+        self._starting = threading.Thread(
+            target=self._bring_up_or_keep_error, name=f"egress-{self.names.task_id}", daemon=True)
+        self._starting.start()
+
+    def settle(self) -> None:
+        """Wait for the background start to end: nothing it makes may appear after a sweep."""
+        if self._starting is not None:
+            self._starting.join()
+
+    def _bring_up_or_keep_error(self) -> None:
+        try:
+            self._bring_up()
+        except BaseException as exc:  # handed to the run's thread by address()
+            self._failure = exc
+
+    def _bring_up(self) -> None:
+        image = ensure_proxy_image(self.client)
         labels = self.names.labels("egress")
         internal = self.client.networks.create(
             self.network_name, driver="bridge", internal=True, labels=labels)
@@ -212,16 +232,19 @@ class Egress:
         """The proxy's address on the internal network, once squid accepts connections."""
         if self._address:
             return self._address
+        self.settle()
+        if self._failure is not None:
+            raise self._failure
         proxy = self._proxy()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             proxy.reload()
             if proxy.status not in {"created", "running"}:
-                raise self._failure(f"the egress proxy stopped ({proxy.status})")
+                raise self._not_ready(f"the egress proxy stopped ({proxy.status})")
             if READY_LINE in proxy.logs(stdout=False, stderr=True):
                 break
             if time.monotonic() > deadline:
-                raise self._failure(f"the egress proxy did not start in {READY_TIMEOUT_S:g} s")
+                raise self._not_ready(f"the egress proxy did not start in {READY_TIMEOUT_S:g} s")
             time.sleep(0.05)
         networks = proxy.attrs["NetworkSettings"]["Networks"]
         self._address = str(networks[self.network_name]["IPAddress"])
@@ -239,6 +262,7 @@ class Egress:
 
     def blocked(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
         """What the proxy refused so far; empty if it never started."""
+        self.settle()
         if self.proxy is None:
             return []
         with contextlib.suppress(docker.errors.NotFound):
@@ -251,7 +275,7 @@ class Egress:
             raise RuntimeError("Egress.start() was not called")
         return self.proxy
 
-    def _failure(self, message: str) -> SandboxError:
+    def _not_ready(self, message: str) -> SandboxError:
         log = self._proxy().logs(stdout=False, stderr=True, tail=20)
         tail = log.decode("utf-8", "replace").strip()
         return SandboxError(

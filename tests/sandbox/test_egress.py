@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chatops.core.errors import AgentFailed
+from chatops.core.errors import AgentFailed, SandboxError
 from chatops.core.network import NetworkPolicy
 from sandbox.docker_runner import DockerSandbox
 from sandbox.egress import parse_denials, squid_config
@@ -131,3 +131,17 @@ def test_parse_denials_reads_refusals_only_and_redacts_urls() -> None:
         ("CONNECT", "pypi.org", "port", "pypi.org:8443"),
     ]
     assert denied[0].at.timestamp() == pytest.approx(1763780001.5)
+
+
+def test_a_missing_outbound_network_fails_before_setup_with_the_setting_to_fix(
+    docker_client: Any, instance: str, sandbox_image: str, task_id: str, workspace: Path,
+) -> None:
+    sandbox = DockerSandbox(docker_client, instance=instance,
+                            egress_network=f"chatops-missing-{task_id}")
+    events = Recorder()
+    with pytest.raises(SandboxError) as failed:
+        run(sandbox, task_id, workspace, environment(sandbox_image, network=POLICY,
+                                                     setup="echo setup ran"), "true", events)
+    assert "does not exist" in failed.value.message
+    assert "CHATOPS_EGRESS_NETWORK" in failed.value.hint
+    assert "setup ran" not in events.text()
