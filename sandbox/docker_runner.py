@@ -75,7 +75,8 @@ class DockerSandbox:
     one deployment leaves another one's containers alone; setup cache entries are shared by
     the sandboxes of one instance. ``cache_cap_bytes`` caps the entries' layers (least
     recently used go first); 0 turns the setup cache off. ``clock`` (epoch seconds) dates
-    and ages the entries. ``egress_network`` is where an allowlist's proxy reaches out from.
+    and ages the entries. ``egress_network`` is where an allowlist's proxy reaches out from;
+    ``egress_ca`` (PEM) are authorities it trusts for origins besides the system's.
     """
 
     def __init__(
@@ -88,9 +89,11 @@ class DockerSandbox:
         cache_cap_bytes: int = DEFAULT_CAP_BYTES,
         clock: Callable[[], float] = time.time,
         egress_network: str = DEFAULT_OUTBOUND,
+        egress_ca: bytes = b"",
     ) -> None:
         self.client = client
         self.egress_network = egress_network
+        self.egress_ca = egress_ca
         self.instance = instance
         self.poll_interval = poll_interval
         self.tmpfs_bytes = tmpfs_bytes
@@ -126,6 +129,7 @@ class _Run:
         self.tmpfs_bytes = sandbox.tmpfs_bytes
         self.cache = sandbox.cache
         self.egress_network = sandbox.egress_network
+        self.egress_ca = sandbox.egress_ca
         self.egress: Egress | None = None
         self.job = job
         self.env: Environment = job.environment
@@ -154,7 +158,8 @@ class _Run:
         volumes = self._volumes()
         if self.env.network.mode == "allowlist":
             # Started now, in the background: squid comes up while the setup phase runs.
-            self.egress = Egress(self.client, self.names, self.env.network, self.egress_network)
+            self.egress = Egress(self.client, self.names, self.env.network,
+                                 self.egress_network, self.egress_ca)
             self.egress.start()
         provisioner = Provisioner(self.client, self.job, self.events, self.names, self.watcher,
                                   self.checkout, self.cache, self.redactor)
@@ -245,7 +250,8 @@ class _Run:
         )
         if ready.needs_checkout:
             container.put_archive(WORKSPACE, self.checkout.open())
-        container.put_archive(CHATOPS_DIR, input_archive(self.job))
+        extra = self.egress.agent_files() if self.egress is not None else {}
+        container.put_archive(CHATOPS_DIR, input_archive(self.job, extra))
         container.start()
         pump = self.watcher.pump(container.logs(stream=True, follow=True), "agent")
 

@@ -8,18 +8,19 @@ For an environment with ``network.mode = "allowlist"`` a run adds, next to its c
              network (``bridge`` unless configured), as an unprivileged user with a read-only
              root. Its rules come from the policy: the host name as written in the request
              must be on the allowlist (``dstdomain -n``: no lookup, so a refused name is never
-             resolved), plain HTTP may use the allowed methods only, and tunnels (HTTPS)
-             go to port 443 of an allowed host only.
-    agent    on the internal network only, with HTTP(S)_PROXY set to the proxy, and its DNS
-             server set to the proxy's address, where nothing answers DNS: the agent cannot
-             resolve any name itself, so DNS queries cannot carry data out. The proxy
-             resolves allowed names for it.
+             resolved), tunnels (HTTPS) go to port 443 of an allowed host only, and every
+             request, plain or inside a tunnel, may use the allowed methods only. To see
+             inside a tunnel squid opens it with a certificate minted by the task's own
+             authority (``sandbox.egress_tls``) and verifies the origin's certificate itself;
+             anything in a tunnel that is not TLS is refused.
+    agent    on the internal network only, with HTTP(S)_PROXY set to the proxy, the task's
+             authority as the one it trusts (SSL_CERT_FILE and the like), and its DNS server
+             set to the proxy's address, where nothing answers DNS: the agent cannot resolve
+             any name itself, so DNS queries cannot carry data out. The proxy resolves allowed
+             names for it.
 
 Each refusal is a line of squid's access log (its stdout), read back when the agent phase
 ends, however it ends, and turned into ``BlockedRequest``s for the task's result.
-
-Inside a TLS tunnel squid sees neither the method nor the path, so for HTTPS the allowlist
-holds the host and the port; methods are enforced on plain HTTP.
 """
 
 from __future__ import annotations
@@ -40,15 +41,25 @@ from docker.models.containers import Container
 
 from chatops.core.errors import SandboxError
 from chatops.core.network import BlockedRequest, BlockReason, NetworkPolicy
+from sandbox.egress_tls import (
+    CA_FILE_NAME,
+    CA_VARIABLES,
+    Authority,
+    add_certificate_db,
+    add_file,
+    make_authority,
+)
 from sandbox.naming import RunNames
-from sandbox.proxy_image import PROXY_UID, SQUID_CONF, ensure_proxy_image
+from sandbox.proxy_image import CA_BUNDLE, CERTGEN, PROXY_UID, SQUID_CONF, ensure_proxy_image
+from sandbox.taskfiles import CHATOPS_DIR
 
 PROXY_PORT = 3128
 # The engine's default network; deployments that want the proxy elsewhere name their own.
 DEFAULT_OUTBOUND = "bridge"
 # Seconds squid gets to start listening; it takes well under one on a 2-core machine.
 READY_TIMEOUT_S = 20.0
-READY_LINE = b"Accepting HTTP Socket connections"
+# "Accepting SSL bumped HTTP Socket connections at ...", once squid listens.
+READY_LINE = b"HTTP Socket connections at"
 # The proxy's own limits: it relays bytes and keeps no cache.
 PROXY_MEMORY = 256 * 1024**2
 PROXY_PIDS = 64
@@ -57,14 +68,28 @@ URL_LIMIT = 200
 _TLS_PORT = "443"
 
 _CONFIG_DIR = SQUID_CONF.rsplit("/", 1)[0]
+# In the proxy's config volume: the task's authority, the minted certificates' store, and
+# the deployment's extra upstream authorities (CHATOPS_EGRESS_CA_FILE), if any.
+_CA_CERT, _CA_KEY, _CERT_DB, _UPSTREAM_CA = "ca.pem", "ca.key", "ssl_db", "upstream-ca.pem"
 _SQUID_WRITABLE = ("/tmp", "/var/run/squid", "/var/log/squid", "/var/spool/squid")
 
 
-def squid_config(policy: NetworkPolicy) -> str:
-    """squid.conf for ``policy``: allowlisted hosts, allowed methods, tunnels to 443 only."""
+def squid_config(policy: NetworkPolicy, extra_upstream_ca: bool = False) -> str:
+    """squid.conf for ``policy``: allowlisted hosts, allowed methods, HTTPS opened (bumped)
+    with the task's authority so the methods hold there too, tunnels to port 443 only."""
     domains = " ".join(_squid_domains(policy.allow))
+    upstream_cas = [CA_BUNDLE] + ([f"{_CONFIG_DIR}/{_UPSTREAM_CA}"] if extra_upstream_ca else [])
     lines = [
-        f"http_port {PROXY_PORT}",
+        f"http_port {PROXY_PORT} ssl-bump tls-cert={_CONFIG_DIR}/{_CA_CERT} "
+        f"tls-key={_CONFIG_DIR}/{_CA_KEY} generate-host-certificates=on "
+        "dynamic_cert_mem_cache_size=4MB",
+        f"sslcrtd_program {CERTGEN} -s {_CONFIG_DIR}/{_CERT_DB} -M 4MB",
+        "sslcrtd_children 4 startup=1 idle=1",
+        # Every tunnel squid lets through (an allowed host, port 443) is opened at once, so
+        # each request inside meets the same rules as plain HTTP; what is not TLS is refused.
+        "ssl_bump bump all",
+        # The origin's certificate is checked as a client would; a failure is an error page.
+        "tls_outgoing_options " + " ".join(f"cafile={path}" for path in upstream_cas),
         "visible_hostname chatops-egress",
         # The ICMP pinger needs raw sockets, which the proxy's container does not get.
         "pinger_enable off",
@@ -165,11 +190,14 @@ class Egress:
         names: RunNames,
         policy: NetworkPolicy,
         outbound: str = DEFAULT_OUTBOUND,
+        upstream_ca: bytes = b"",
     ) -> None:
         self.client = client
         self.names = names
         self.policy = policy
         self.outbound = outbound
+        self.upstream_ca = upstream_ca
+        self.authority: Authority | None = None
         self.network_name = names.network("egress")
         self.proxy: Container | None = None
         self._address = ""
@@ -225,7 +253,9 @@ class Egress:
         )
         self.proxy = proxy
         internal.connect(proxy)
-        proxy.put_archive(_CONFIG_DIR, _config_archive(squid_config(self.policy)))
+        self.authority = make_authority(self.names.task_id)
+        conf = squid_config(self.policy, extra_upstream_ca=bool(self.upstream_ca))
+        proxy.put_archive(_CONFIG_DIR, _config_archive(conf, self.authority, self.upstream_ca))
         proxy.start()
 
     def address(self) -> str:
@@ -255,10 +285,18 @@ class Egress:
         return {"network_mode": self.network_name, "dns": [self.address()]}
 
     def agent_env(self) -> dict[str, str]:
-        """The proxy variables, in both spellings: tools read one or the other."""
+        """The proxy variables, in both spellings (tools read one or the other), and the
+        variables that make common tools trust the task's authority."""
         url = f"http://{self.address()}:{PROXY_PORT}"
         values = {"http_proxy": url, "https_proxy": url, "no_proxy": "localhost,127.0.0.1,::1"}
-        return {**values, **{name.upper(): value for name, value in values.items()}}
+        trust = dict.fromkeys(CA_VARIABLES, f"{CHATOPS_DIR}/{CA_FILE_NAME}")
+        return {**values, **{name.upper(): value for name, value in values.items()}, **trust}
+
+    def agent_files(self) -> dict[str, bytes]:
+        """Files for the agent's /chatops: the authority's certificate (never its key)."""
+        self.address()
+        assert self.authority is not None
+        return {CA_FILE_NAME: self.authority.certificate_pem}
 
     def blocked(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
         """What the proxy refused so far; empty if it never started."""
@@ -284,11 +322,14 @@ class Egress:
         )
 
 
-def _config_archive(text: str) -> bytes:
-    data = text.encode()
+def _config_archive(config: str, authority: Authority, upstream_ca: bytes) -> bytes:
+    """What goes into the proxy's config volume; only squid's user may read the key."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        member = tarfile.TarInfo(SQUID_CONF.rsplit("/", 1)[-1])
-        member.size, member.mode = len(data), 0o644
-        tar.addfile(member, io.BytesIO(data))
+        add_file(tar, SQUID_CONF.rsplit("/", 1)[-1], config.encode())
+        add_file(tar, _CA_CERT, authority.certificate_pem)
+        add_file(tar, _CA_KEY, authority.key_pem, 0o400, PROXY_UID, PROXY_UID)
+        add_certificate_db(tar, _CERT_DB, PROXY_UID, PROXY_UID)
+        if upstream_ca:
+            add_file(tar, _UPSTREAM_CA, upstream_ca)
     return buffer.getvalue()

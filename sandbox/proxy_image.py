@@ -24,7 +24,7 @@ import re
 import stat
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import docker
@@ -32,15 +32,19 @@ import docker
 from chatops.core.errors import ImageMissing
 from sandbox.images import existing_image, import_rootfs
 
-PROXY_TAG = "chatops/egress:squid"
+# Versioned with what the image holds: a deployment that upgrades builds the new one.
+PROXY_TAG = "chatops/egress:squid-2"
 # Debian's "proxy" user, which owns squid's state directories there too.
 PROXY_UID = 13
 PROXY_GID = 13
 SQUID_CONF = "/etc/squid/squid.conf"
 
 _SQUID = "/usr/sbin/squid"
+# Mints the certificates with which squid opens HTTPS to check methods (sandbox.egress_tls).
+CERTGEN = "/usr/lib/squid/security_file_certgen"
 _BINARIES = (
     _SQUID,
+    CERTGEN,
     # Squid 5 refuses to start unless these helpers exist, even when nothing runs them
     # (no cache_dir to unlink from, no daemon: logs).
     "/usr/lib/squid/unlinkd",
@@ -53,8 +57,9 @@ _DATA = (
     "/usr/share/squid/icons",
     "/usr/share/squid/errors/templates",
 )
-# Squid verifies upstream TLS against it; a host without one gets an image without one.
-_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Squid verifies origins' TLS against it; a host without one gives an empty one, which
+# trusts nothing (CHATOPS_EGRESS_CA_FILE can add authorities).
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Fixed mtime for every member, so that two builds from the same host files are the same tar.
 _EPOCH = 0
 # The kernel's limit on symbolic links followed in one lookup (ELOOP).
@@ -167,37 +172,34 @@ def _info(name: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0) -> tarf
     return member
 
 
-def _rootfs_members() -> dict[str, tuple[tarfile.TarInfo, _Content]]:
-    """Every member of the root filesystem by name; parent directories filled in."""
-    for required in (*_BINARIES, *_DATA):
+Members = dict[str, tuple[tarfile.TarInfo, _Content]]
+
+
+def host_files(binaries: Sequence[str], data: Sequence[str] = (),
+               hint: str = _INSTALL_HINT) -> Members:
+    """``binaries`` with the shared libraries they load and ``data`` (files or directories),
+    copied from the host as tar members by name, with the links on the way to each.
+    A missing one raises ImageMissing with ``hint``."""
+    for required in (*binaries, *data):
         if not os.path.exists(required):
-            raise ImageMissing(f"{required} is missing: squid-openssl is not installed",
-                               _INSTALL_HINT)
-    closure = dict.fromkeys(lib for binary in _BINARIES for lib in _shared_libraries(binary))
-    members: dict[str, tuple[tarfile.TarInfo, _Content]] = {}
-    for path in (*_BINARIES, *closure, *_DATA):
+            raise ImageMissing(f"{required} is missing on this host", hint)
+    closure = dict.fromkeys(lib for binary in binaries for lib in _shared_libraries(binary))
+    members: Members = {}
+    for path in (*binaries, *closure, *data):
         for member, content in _host_members(path):
             members.setdefault(member.name, (member, content))
-    if os.path.exists(_CA_BUNDLE):
-        # Its content, not its links: squid reads this one path, and /etc/ssl/certs is ours.
-        bundle = _info(_CA_BUNDLE, tarfile.REGTYPE, 0o644)
-        members[bundle.name] = bundle, Path(_CA_BUNDLE)
-    for name, text in (("etc/passwd", _PASSWD), ("etc/group", _GROUP),
-                       ("etc/nsswitch.conf", _NSSWITCH)):
-        members[name] = _info(name, tarfile.REGTYPE, 0o644), text.encode()
-    for name, mode, uid, gid in _DIRS:
-        members[name] = _info(name, tarfile.DIRTYPE, mode, uid, gid), None
+    return members
+
+
+def write_members(members: Members, dest: io.BufferedIOBase) -> None:
+    """``members`` as a tar stream, parent directories filled in, in name order."""
+    members = dict(members)
     # Links resolve through real directories only, so no parent here is itself a link.
     for name in list(members):
         parent = posixpath.dirname(name)
         while parent and parent not in members:
             members[parent] = _info(parent, tarfile.DIRTYPE, 0o755), None
             parent = posixpath.dirname(parent)
-    return members
-
-
-def _write_rootfs(dest: io.BufferedIOBase) -> None:
-    members = _rootfs_members()
     with tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as tar:
         # Sorted, so parents precede children and the stream does not depend on walk order.
         for name in sorted(members):
@@ -208,6 +210,24 @@ def _write_rootfs(dest: io.BufferedIOBase) -> None:
             data = content.read_bytes() if isinstance(content, Path) else content
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
+
+
+def _rootfs_members() -> Members:
+    """Every member of the proxy's root filesystem by name."""
+    members = host_files(_BINARIES, _DATA)
+    # Its content, not its links: squid reads this one path, and /etc/ssl/certs is ours.
+    bundle = _info(CA_BUNDLE, tarfile.REGTYPE, 0o644)
+    members[bundle.name] = bundle, Path(CA_BUNDLE) if os.path.exists(CA_BUNDLE) else b""
+    for name, text in (("etc/passwd", _PASSWD), ("etc/group", _GROUP),
+                       ("etc/nsswitch.conf", _NSSWITCH)):
+        members[name] = _info(name, tarfile.REGTYPE, 0o644), text.encode()
+    for name, mode, uid, gid in _DIRS:
+        members[name] = _info(name, tarfile.DIRTYPE, mode, uid, gid), None
+    return members
+
+
+def _write_rootfs(dest: io.BufferedIOBase) -> None:
+    write_members(_rootfs_members(), dest)
 
 
 def build_proxy_image(client: docker.DockerClient, tag: str = PROXY_TAG) -> str:

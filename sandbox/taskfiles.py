@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from chatops.core.ports import SandboxJob
 from sandbox.archive import ChunkReader
@@ -42,19 +42,20 @@ def agent_environment(job: SandboxJob) -> dict[str, str]:
     }
 
 
-def input_archive(job: SandboxJob) -> bytes:
-    """A tar to extract at /chatops: the input files (root's, read-only) and ``out/``."""
+def input_archive(job: SandboxJob, extra: Mapping[str, bytes] | None = None) -> bytes:
+    """A tar to extract at /chatops: the input files and ``extra`` ones (root's, read-only),
+    and ``out/``."""
     prompt = job.instruction + (f"\n\n{job.context}" if job.context else "")
     contents = {
-        INPUT_FILES["CHATOPS_INSTRUCTION_FILE"]: job.instruction,
-        INPUT_FILES["CHATOPS_CONTEXT_FILE"]: job.context,
-        INPUT_FILES["CHATOPS_PROMPT_FILE"]: prompt,
+        INPUT_FILES["CHATOPS_INSTRUCTION_FILE"]: job.instruction.encode(),
+        INPUT_FILES["CHATOPS_CONTEXT_FILE"]: job.context.encode(),
+        INPUT_FILES["CHATOPS_PROMPT_FILE"]: prompt.encode(),
+        **(extra or {}),
     }
     now = int(time.time())
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, text in contents.items():
-            data = text.encode()
+        for name, data in contents.items():
             member = tarfile.TarInfo(name)
             member.size, member.mode, member.mtime = len(data), 0o444, now
             tar.addfile(member, io.BytesIO(data))

@@ -63,6 +63,8 @@ class Settings:
     cache_cap_bytes: int = DEFAULT_CACHE_CAP_BYTES
     # The Docker network an allowlist's proxy reaches out through (the agent never joins it).
     egress_network: str = DEFAULT_EGRESS_NETWORK
+    # PEM authorities that proxy trusts for origins besides the system's (a corporate CA).
+    egress_ca_file: Path | None = None
     # Slack, with Bolt's variable names; the API URL moves for GovSlack and for tests.
     slack_bot_token: str = field(default="", repr=False)
     slack_signing_secret: str = field(default="", repr=False)
@@ -103,6 +105,8 @@ class Settings:
             instance=env.get("CHATOPS_INSTANCE", DEFAULT_INSTANCE),
             cache_cap_bytes=_number(env, "CHATOPS_CACHE_CAP_BYTES", DEFAULT_CACHE_CAP_BYTES),
             egress_network=env.get("CHATOPS_EGRESS_NETWORK", DEFAULT_EGRESS_NETWORK),
+            egress_ca_file=Path(env["CHATOPS_EGRESS_CA_FILE"])
+            if env.get("CHATOPS_EGRESS_CA_FILE") else None,
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
             slack_app_token=env.get("SLACK_APP_TOKEN", ""),
@@ -139,6 +143,19 @@ class Settings:
                 "create one from environments.example.toml or set CHATOPS_ENVIRONMENTS",
             ) from None
         return parse_environments(text, source=str(path), base_dir=str(path.parent.resolve()))
+
+    def egress_ca(self) -> bytes:
+        """The PEM of CHATOPS_EGRESS_CA_FILE, empty when unset."""
+        if self.egress_ca_file is None:
+            return b""
+        try:
+            data = self.egress_ca_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"CHATOPS_EGRESS_CA_FILE cannot be read: {exc}") from None
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ConfigError(f"CHATOPS_EGRESS_CA_FILE ({self.egress_ca_file}) holds no "
+                              "PEM certificate", "point it at a PEM bundle of CA certificates")
+        return data
 
 
 def _number(env: Mapping[str, str], name: str, default: int) -> int:

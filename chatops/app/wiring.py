@@ -270,4 +270,5 @@ class _DockerWhenRun:
         settings = self.runtime.settings
         return DockerSandbox(self.runtime.docker, instance=settings.instance,
                              cache_cap_bytes=settings.cache_cap_bytes,
-                             egress_network=settings.egress_network).run(job, events)
+                             egress_network=settings.egress_network,
+                             egress_ca=settings.egress_ca()).run(job, events)

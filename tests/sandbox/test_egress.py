@@ -15,7 +15,7 @@ from chatops.core.errors import AgentFailed, SandboxError
 from chatops.core.network import NetworkPolicy
 from sandbox.docker_runner import DockerSandbox
 from sandbox.egress import parse_denials, squid_config
-from tests.egress_rig import Outside
+from tests.egress_rig import SECURE_BODY, Outside
 from tests.sandbox.helpers import Recorder, environment, run
 
 pytestmark = pytest.mark.docker
@@ -34,9 +34,9 @@ try() {
     if "$@" > /tmp/out 2>/tmp/err; then echo "$name ok $(head -c 60 /tmp/out)"
     else echo "$name refused"; fi >> results.txt
 }
-# A request written by hand to the proxy; prints the status line of the answer.
+# A request written by hand to the proxy; prints the answer on one line.
 ask() {
-    printf "$1"'\\r\\n\\r\\n' | nc -w 2 "${proxy%:*}" "${proxy#*:}" | head -n 1 | tr -d '\\r'
+    printf "$1"'\\r\\n\\r\\n' | nc -w 2 "${proxy%:*}" "${proxy#*:}" | tr -d '\\r' | tr '\\n' ' '
 }
 try allowed wget -q -O - http://allowed.test/
 try wildcard wget -q -O - http://api.wild.test/
@@ -48,9 +48,11 @@ try dns nslookup allowed.test
 try dns_direct nslookup allowed.test "$ALLOWED_IP"
 post='POST http://allowed.test/ HTTP/1.1\\r\\nHost: allowed.test\\r\\nContent-Length: 0'
 echo "post $(ask "$post")" >> results.txt
-echo "tunnel_allowed $(ask 'CONNECT allowed.test:443 HTTP/1.1')" >> results.txt
-echo "tunnel_port $(ask 'CONNECT allowed.test:22 HTTP/1.1')" >> results.txt
-echo "tunnel_other $(ask 'CONNECT blocked.test:443 HTTP/1.1')" >> results.txt
+# Plain HTTP inside a tunnel: only TLS may pass, and only to port 443 of an allowed name.
+inside='\\r\\n\\r\\nGET / HTTP/1.0\\r\\nHost: x'
+echo "tunnel_allowed $(ask "CONNECT allowed.test:443 HTTP/1.1$inside")" >> results.txt
+echo "tunnel_port $(ask "CONNECT allowed.test:22 HTTP/1.1$inside")" >> results.txt
+echo "tunnel_other $(ask "CONNECT blocked.test:443 HTTP/1.1$inside")" >> results.txt
 """
 
 
@@ -75,9 +77,8 @@ def test_only_allowed_names_methods_and_ports_get_out_and_refusals_are_recorded(
                     "dns_direct"):
         assert results[refused] == "refused", refused
     assert results["post"].startswith("HTTP/1.1 403")
-    assert results["tunnel_allowed"] == "HTTP/1.1 200 Connection established"
-    assert results["tunnel_port"].startswith("HTTP/1.1 403")
-    assert results["tunnel_other"].startswith("HTTP/1.1 403")
+    for tunnel in ("tunnel_allowed", "tunnel_port", "tunnel_other"):
+        assert "body of" not in results[tunnel], tunnel
 
     refused = [(r.method, r.host, r.reason, r.attempt) for r in events.refused]
     assert refused == [
@@ -145,3 +146,52 @@ def test_a_missing_outbound_network_fails_before_setup_with_the_setting_to_fix(
     assert "does not exist" in failed.value.message
     assert "CHATOPS_EGRESS_NETWORK" in failed.value.hint
     assert "setup ran" not in events.text()
+
+
+TLS_PROBES = """
+proxy=${http_proxy#http://}
+# openssl finds the task's authority through $SSL_CERT_FILE, as other tools do.
+tls() {
+    printf "$1"'\\r\\n\\r\\n' | openssl s_client -quiet -proxy "$proxy" -connect "$2:443" \\
+        -servername "$2" -verify_return_error -verify_hostname "$2" 2>> tls-errors.txt
+}
+tls 'GET /hello.txt HTTP/1.0\\r\\nHost: secure.test' secure.test > get.txt
+tls 'POST /hello.txt HTTP/1.0\\r\\nHost: secure.test\\r\\nContent-Length: 0' secure.test > post.txt
+tls 'GET / HTTP/1.0\\r\\nHost: blocked.test' blocked.test > other.txt
+openssl s_client -proxy "$proxy" -connect secure.test:443 -servername secure.test \\
+    < /dev/null 2>/dev/null | openssl x509 -noout -issuer > issuer.txt
+"""
+
+
+def test_https_is_opened_so_methods_hold_there_too(
+    docker_client: Any, instance: str, tls_image: str, task_id: str, workspace: Path,
+    outside: Outside,
+) -> None:
+    sandbox = DockerSandbox(docker_client, instance=instance, egress_network=outside.network,
+                            egress_ca=outside.origin_ca)
+    policy = NetworkPolicy(mode="allowlist", allow=("secure.test",))
+    events = Recorder()
+    run(sandbox, task_id, workspace, environment(tls_image, network=policy), TLS_PROBES, events)
+
+    assert SECURE_BODY in (workspace / "get.txt").read_text()
+    post = (workspace / "post.txt").read_text()
+    assert post.startswith("HTTP/1.1 403") and SECURE_BODY not in post
+    assert "body of" not in (workspace / "other.txt").read_text()
+    # What the agent is shown is minted by this task's authority, for the name it asked for.
+    assert f"CN = chatops egress {task_id}" in (workspace / "issuer.txt").read_text()
+    assert [(r.method, r.url, r.reason) for r in events.refused] == [
+        ("POST", "https://secure.test/hello.txt", "method"),
+        ("CONNECT", "blocked.test:443", "host"),
+    ]
+
+
+def test_the_proxy_refuses_an_origin_whose_certificate_it_cannot_verify(
+    egress_sandbox: DockerSandbox, tls_image: str, task_id: str, workspace: Path,
+) -> None:
+    # egress_sandbox does not trust the test authority that signed secure.test.
+    policy = NetworkPolicy(mode="allowlist", allow=("secure.test",))
+    run(egress_sandbox, task_id, workspace, environment(tls_image, network=policy),
+        TLS_PROBES)
+    get = (workspace / "get.txt").read_text()
+    assert SECURE_BODY not in get
+    assert get.startswith("HTTP/1.1 503")
