@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from chatops.core.errors import AgentFailed, SandboxError
+from chatops.core.errors import AgentFailed, SandboxError, TaskCancelled
 from chatops.core.network import NetworkPolicy
+from chatops.core.ports import Phase
 from sandbox.docker_runner import DockerSandbox
 from sandbox.egress import parse_denials, squid_config
 from tests.egress_rig import SECURE_BODY, Outside
@@ -195,3 +196,16 @@ def test_the_proxy_refuses_an_origin_whose_certificate_it_cannot_verify(
     get = (workspace / "get.txt").read_text()
     assert SECURE_BODY not in get
     assert get.startswith("HTTP/1.1 503")
+
+
+def test_a_cancelled_agent_still_reports_what_was_blocked(
+    egress_sandbox: DockerSandbox, sandbox_image: str, task_id: str, workspace: Path,
+) -> None:
+    # The timeout is long: only the cancel ends this run; the task_id fixture then checks
+    # that the proxy, its network and its volume went with the agent.
+    events = Recorder(cancel_when=lambda r: "agent waiting" in r.text(Phase.AGENT))
+    env = environment(sandbox_image, network=POLICY, timeout=60)
+    with pytest.raises(TaskCancelled, match="agent phase"):
+        run(egress_sandbox, task_id, workspace, env,
+            "wget -q http://blocked.test/ || echo agent waiting; sleep 1000", events)
+    assert [(r.method, r.host) for r in events.refused] == [("GET", "blocked.test")]

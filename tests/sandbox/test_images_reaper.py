@@ -71,12 +71,15 @@ def test_the_reaper_removes_the_leftovers_of_tasks_not_kept(
             sandbox_image, ["true"], name=names.container("agent"), labels=names.labels("agent")
         )
         docker_client.volumes.create(names.volume("workspace"), labels=names.labels("agent"))
+        docker_client.networks.create(names.network("egress"), internal=True,
+                                      labels=names.labels("egress"))
         container.commit(
             repository="chatops-snapshot", tag=names.snapshot_tag,
             conf={"Labels": names.labels("snapshot")},
         )
     try:
-        assert len(leftovers(docker_client, crashed, instance)) > 0
+        assert f"network {RunNames(crashed, instance).network('egress')}" in leftovers(
+            docker_client, crashed, instance)
         assert reap(docker_client, keep={running}, instance=instance) == [crashed]
         assert leftovers(docker_client, crashed, instance) == []
         assert len(leftovers(docker_client, running, instance)) > 0
