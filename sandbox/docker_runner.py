@@ -42,6 +42,7 @@ from chatops.core.errors import (
     ImageMissing,
     TaskCancelled,
 )
+from chatops.core.network import BlockedRequest
 from chatops.core.ports import Phase, SandboxEvents, SandboxJob, SandboxOutcome
 from sandbox.archive import PackedCheckout, format_size, unpack_workspace
 from sandbox.cache import DEFAULT_CAP_BYTES, SetupCache
@@ -170,8 +171,7 @@ class _Run:
         finally:
             # However the agent phase ended: a refused request often explains a failure.
             if self.egress is not None:
-                self.events.blocked(self.egress.blocked(self.job.attempt,
-                                                        self.redactor().redact_text))
+                self._report_refusals(self.egress.remaining_refusals)
         self._checkpoint(Phase.COLLECT)
         return self._collect(agent)
 
@@ -252,13 +252,21 @@ class _Run:
             container.put_archive(WORKSPACE, self.checkout.open())
         extra = self.egress.agent_files() if self.egress is not None else {}
         container.put_archive(CHATOPS_DIR, input_archive(self.job, extra))
+        egress = self.egress
+        if egress is not None:
+            egress.follow(self.watcher.pump)
         container.start()
         pump = self.watcher.pump(container.logs(stream=True, follow=True), "agent")
 
         def finished() -> bool:
             return not container_state(self.api, container)["Running"]
 
-        if not self.watcher.watch(Phase.AGENT, pump, finished, self.env.timeout, container):
+        def refusals() -> None:
+            if egress is not None:
+                self._report_refusals(egress.new_refusals)
+
+        if not self.watcher.watch(Phase.AGENT, pump, finished, self.env.timeout, container,
+                                  on_tick=refusals):
             raise AgentTimedOut(
                 f"the agent ran past its {self.env.timeout} s timeout and was stopped"
             )
@@ -280,6 +288,13 @@ class _Run:
                 Phase.AGENT, f"a process was killed for going over the {memory} memory limit\n"
             )
         return container
+
+    def _report_refusals(
+        self, source: Callable[[int, Callable[[str], str]], list[BlockedRequest]]
+    ) -> None:
+        found = source(self.job.attempt, self.redactor().redact_text)
+        if found:
+            self.events.blocked(found)
 
     def _network(self) -> dict[str, Any]:
         if self.egress is not None:

@@ -19,8 +19,9 @@ For an environment with ``network.mode = "allowlist"`` a run adds, next to its c
              any name itself, so DNS queries cannot carry data out. The proxy resolves allowed
              names for it.
 
-Each refusal is a line of squid's access log (its stdout), read back when the agent phase
-ends, however it ends, and turned into ``BlockedRequest``s for the task's result.
+Each refusal is a line of squid's access log (its stdout), followed while the agent runs and
+read back once more when the agent phase ends, however it ends, and turned into
+``BlockedRequest``s for the task's log and its result.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from sandbox.egress_tls import (
     add_file,
     make_authority,
 )
+from sandbox.logstream import LogPump
 from sandbox.naming import RunNames
 from sandbox.proxy_image import CA_BUNDLE, CERTGEN, PROXY_UID, SQUID_CONF, ensure_proxy_image
 from sandbox.taskfiles import CHATOPS_DIR
@@ -203,6 +205,8 @@ class Egress:
         self._address = ""
         self._starting: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._pump: LogPump | None = None
+        self._reported = 0  # refusals handed out so far
 
     def start(self) -> None:
         """Bring the network and the proxy up in the background, while setup runs;
@@ -298,14 +302,32 @@ class Egress:
         assert self.authority is not None
         return {CA_FILE_NAME: self.authority.certificate_pem}
 
-    def blocked(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
-        """What the proxy refused so far; empty if it never started."""
+    def follow(self, pump: Callable[[Any, str], LogPump]) -> None:
+        """Read squid's access log as it is written, through ``pump`` (``Watcher.pump``)."""
+        stream = self._proxy().logs(stream=True, follow=True, stdout=True, stderr=False)
+        self._pump = pump(stream, "egress")
+
+    def new_refusals(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
+        """Refusals logged since the last call, while the agent runs; may lag a little."""
+        if self._pump is None:
+            return []
+        found = parse_denials("\n".join(self._pump.take(timeout=0)), self.policy, attempt,
+                              redact)
+        self._reported += len(found)
+        return found
+
+    def remaining_refusals(self, attempt: int,
+                           redact: Callable[[str], str]) -> list[BlockedRequest]:
+        """The refusals not returned yet, from the whole log: exact however the phase ended,
+        since squid logs them in order. Empty if the proxy never started."""
         self.settle()
         if self.proxy is None:
             return []
         with contextlib.suppress(docker.errors.NotFound):
             text = self.proxy.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            return parse_denials(text, self.policy, attempt, redact)
+            found = parse_denials(text, self.policy, attempt, redact)[self._reported:]
+            self._reported += len(found)
+            return found
         return []
 
     def _proxy(self) -> Container:

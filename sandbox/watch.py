@@ -53,8 +53,10 @@ class Watcher:
         finished: Callable[[], bool],
         timeout_s: int,
         container: Container,
+        on_tick: Callable[[], None] | None = None,
     ) -> bool:
         """Forward ``pump``'s lines until ``finished()``; False if ``timeout_s`` ran out first.
+        ``on_tick`` is called at every poll, for other news of the run.
 
         On a timeout or a cancel the container is killed before returning or raising.
         """
@@ -63,6 +65,8 @@ class Watcher:
             while True:
                 for line in pump.take(timeout=self.poll):
                     self.events.log(phase, line + "\n")
+                if on_tick is not None:
+                    on_tick()
                 if finished():
                     self._drain(phase, pump)
                     return True
