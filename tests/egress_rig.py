@@ -40,20 +40,25 @@ class Outside:
     origin_ca: bytes
 
 
-@pytest.fixture(scope="session")
-def tls_image(docker_client: Any, sandbox_image: str) -> Iterator[str]:
-    """The sandbox image with the host's openssl added (a committed container)."""
+def build_tls_image(docker_client: Any, base: str) -> str:
+    """``base`` with the host's openssl added (a committed container); returns the image id."""
     buffer = io.BytesIO()
     write_members(host_files(["/usr/bin/openssl"], hint="install openssl"), buffer)
-    container = docker_client.containers.create(sandbox_image, ["true"])
+    container = docker_client.containers.create(base, ["true"])
     try:
         container.put_archive("/", buffer.getvalue())
         image = container.commit(repository="chatops-test/busybox-openssl",
                                  tag=uuid.uuid4().hex[:8])
     finally:
         container.remove(force=True)
-    yield str(image.id)
-    docker_client.images.remove(str(image.id), force=True)
+    return str(image.id)
+
+
+@pytest.fixture(scope="session")
+def tls_image(docker_client: Any, sandbox_image: str) -> Iterator[str]:
+    image = build_tls_image(docker_client, sandbox_image)
+    yield image
+    docker_client.images.remove(image, force=True)
 
 
 def _leaf(authority: Authority, name: str) -> tuple[bytes, bytes]:
@@ -78,21 +83,25 @@ def _leaf(authority: Authority, name: str) -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
-def _secure_origin(docker_client: Any, tls_image: str, network: Any, name: str,
-                   authority: Authority) -> Any:
+def start_secure_origin(docker_client: Any, tls_image: str, network: Any, name: str,
+                        authority: Authority, files: dict[str, bytes] | None = None) -> Any:
+    """`openssl s_server -WWW` as secure.test on ``network``, serving ``files`` (default:
+    hello.txt) under a certificate ``authority`` signed."""
     certificate, key = _leaf(authority, "secure.test")
-    files = io.BytesIO()
-    with tarfile.open(fileobj=files, mode="w") as tar:
+    served = files if files is not None else {"hello.txt": SECURE_BODY.encode()}
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
         add_file(tar, "cert.pem", certificate)
         add_file(tar, "key.pem", key, 0o600)
-        add_file(tar, "hello.txt", SECURE_BODY.encode())
+        for file_name, data in served.items():
+            add_file(tar, file_name, data)
     container = docker_client.containers.create(
         tls_image, ["openssl", "s_server", "-quiet", "-WWW", "-accept", "443",
                     "-cert", "/srv/cert.pem", "-key", "/srv/key.pem"],
         name=name, working_dir="/srv", network=network.name,
         networking_config={network.name: docker_client.api.create_endpoint_config(
             aliases=["secure.test"])})
-    container.put_archive("/srv", files.getvalue())
+    container.put_archive("/srv", archive.getvalue())
     container.start()
     return container
 
@@ -111,8 +120,8 @@ def outside(docker_client: Any, sandbox_image: str, tls_image: str) -> Iterator[
                 hostname=name, detach=True, network=network.name,
                 networking_config={network.name: docker_client.api.create_endpoint_config(
                     aliases=[alias])}))
-        containers.append(_secure_origin(docker_client, tls_image, network,
-                                         f"chatops-test-secure-{suffix}", authority))
+        containers.append(start_secure_origin(docker_client, tls_image, network,
+                                              f"chatops-test-secure-{suffix}", authority))
         addresses = {}
         for container in containers:
             container.reload()
