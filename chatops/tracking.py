@@ -20,6 +20,8 @@ LOG_FLUSH_S = 0.5
 LOG_FLUSH_BYTES = 64 * 1024
 # Per task; an agent that prints more gets a note instead of filling the database.
 LOG_CAP_BYTES = 8 * 1024 * 1024
+# Refusals recorded per run; an agent retrying in a loop should not fill the database.
+BLOCKED_CAP = 500
 # Seconds between heartbeats of a running task; a long silence means its worker died.
 HEARTBEAT_S = 5.0
 
@@ -68,6 +70,7 @@ class TaskEvents:
         self._last_flush = clock()
         self._last_poll = 0.0
         self._cancelled = False
+        self._blocked = 0  # refusals reported, recorded or not
 
     def __enter__(self) -> TaskEvents:
         return self
@@ -111,12 +114,17 @@ class TaskEvents:
             self.store.append_log(self.task_id, phase, text)
 
     def blocked(self, requests: Sequence[BlockedRequest]) -> None:
-        if not requests:
-            return
-        self.store.add_blocked(self.task_id, requests)
-        self.log(Phase.AGENT, "".join(
-            f"network: blocked {r.method} {r.url or r.host} at {r.at:%H:%M:%S} "
-            f"({BLOCK_REASONS[r.reason]})\n" for r in requests))
+        room = BLOCKED_CAP - self._blocked
+        kept = list(requests[:max(room, 0)])
+        self._blocked += len(requests)
+        if kept:
+            self.store.add_blocked(self.task_id, kept)
+            self.log(Phase.AGENT, "".join(
+                f"network: blocked {r.method} {r.url or r.host} at {r.at:%H:%M:%S} "
+                f"({BLOCK_REASONS[r.reason]})\n" for r in kept))
+        if room >= 0 and len(requests) > room:
+            self.log(Phase.AGENT, f"network: over {BLOCKED_CAP} requests blocked; "
+                                  "later ones are not recorded\n")
 
     def cancelled(self) -> bool:
         now = self.clock()
