@@ -1,5 +1,7 @@
 """Use cases: submit a request, run a task, cancel or retry it. Talks to ports and the store.
 
+Best-of-N (several candidates of one task, one picked to deliver) is in chatops.candidates.
+
 Every task ends in exactly one terminal state and carries the reason in ``Task.reason``;
 ``run`` turns every failure, expected or not, into that reason rather than letting it escape.
 """
@@ -10,10 +12,10 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatops.candidates import Candidates
 from chatops.core import texts
 from chatops.core.environment import Catalogue, Environment, LinearPlace
 from chatops.core.errors import (
@@ -39,9 +41,9 @@ from chatops.core.ports import (
     Sandbox,
     SandboxJob,
 )
-from chatops.core.task import Attempt, LinearIssue, Patch, SlackThread, Task, TaskRequest
+from chatops.core.task import LinearIssue, Patch, SlackThread, Task, TaskRequest
 from chatops.store.tasks import TaskStore
-from chatops.tracking import Heartbeat, Once, TaskEvents
+from chatops.tracking import Heartbeat, TaskEvents
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Services:
 class TaskService:
     def __init__(self, services: Services) -> None:
         self.s = services
+        # Best-of-N lives in chatops.candidates; it runs on this service's helpers.
+        self.candidates = Candidates(self)
 
     # -- submit ---------------------------------------------------------------------
 
@@ -161,6 +165,10 @@ class TaskService:
             "requester": requester or old.request.requester,
         }))
 
+    def pick(self, task_id: str, number: int, requester: str | None = None) -> Task:
+        """Open the pull request of candidate ``number`` of a best-of-N task (a new task)."""
+        return self.candidates.pick(task_id, number, requester)
+
     # -- run (the worker's job) -------------------------------------------------------
 
     def run(self, task_id: str) -> Task:
@@ -195,7 +203,7 @@ class TaskService:
         forge = self._forge(env)
         self._move(task.id, TaskState.PROVISIONING, f"{env.name} on image {env.image}")
         if task.request.from_attempt:
-            return self._deliver_pick(task, env, forge)
+            return self.candidates.deliver(task, env, forge)
         task = self._read_conversation(task)
         secrets = self._values(env, [(s.name, s.source) for s in env.secrets], "secret")
         credentials = self._values(env, [(n, n) for n in env.agent.resolved_credentials],
@@ -203,7 +211,7 @@ class TaskService:
         parent = self._continued(task)
         ref = parent.branch if parent else None
         if task.request.attempts > 1:
-            return self._run_candidates(task, env, workdir, ref, secrets, credentials)
+            return self.candidates.run(task, env, workdir, ref, secrets, credentials)
         checkout = workdir / "checkout"
         base = self.s.repository.checkout(env, checkout, ref)
         self.s.store.update(task.id, base_commit=base)
@@ -229,72 +237,6 @@ class TaskService:
             context=texts.context_markdown(task.request), secrets=secrets,
             agent_env=credentials, attempt=attempt,
         )
-
-    def _run_candidates(self, task: Task, env: Environment, workdir: Path, ref: str | None,
-                        secrets: dict[str, str], credentials: dict[str, str]) -> None:
-        """Best-of-N: run the candidates side by side, keep each one's patch, let the
-        requester pick (``pick``); one failing candidate does not fail the others."""
-        count = task.request.attempts
-        running = Once(lambda: self._move(
-            task.id, TaskState.RUNNING, f"{texts.agent_receipt(env)}, {count} attempts"))
-
-        def candidate(number: int) -> tuple[str, Attempt, bytes | None]:
-            checkout = workdir / f"checkout-{number}"
-            base = self.s.repository.checkout(env, checkout, ref)
-            try:
-                with TaskEvents(self.s.store, task.id, on_agent=running,
-                                prefix=f"[attempt {number}] ") as events:
-                    outcome = self.s.sandbox.run(
-                        self._job(task, env, checkout, secrets, credentials, number), events)
-                patch = self.s.repository.collect_patch(checkout)
-            except ChatopsError as exc:
-                if isinstance(exc, TaskCancelled):
-                    raise
-                return base, Attempt(number=number, ok=False, reason=str(exc)), None
-            if patch.empty:
-                return base, Attempt(number=number, ok=False, reason="no changes"), None
-            return base, Attempt(number=number, ok=True, diffstat=patch.stat,
-                                 summary=outcome.summary), patch.data
-
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=task.id) as pool:
-            results = list(pool.map(candidate, range(1, count + 1)))
-        for _, attempt, patch_data in results:
-            self.s.store.save_attempt(task.id, attempt, patch_data)
-        good = [attempt for _, attempt, _ in results if attempt.ok]
-        self.s.store.update(task.id, base_commit=results[0][0],
-                            summary=texts.attempts_summary([a for _, a, _ in results]))
-        if not good:
-            raise NoChanges(f"none of the {count} attempts produced a change: "
-                            + "; ".join(f"{a.number}: {a.reason}" for _, a, _ in results))
-        self._move(task.id, TaskState.DELIVERING, f"{len(good)} of {count} attempts ready")
-        self._move(task.id, TaskState.SUCCEEDED, texts.pick_prompt(len(good), count))
-
-    def pick(self, task_id: str, number: int, requester: str | None = None) -> Task:
-        """Open the pull request of candidate ``number`` of a best-of-N task (a new task)."""
-        task = self.s.store.get(task_id)
-        chosen = {a.number: a for a in self.s.store.attempts(task_id)}.get(number)
-        if chosen is None or not chosen.ok:
-            why = chosen.reason if chosen else "there is no such attempt"
-            raise ChatopsError(f"attempt {number} of task {task_id} cannot be delivered: {why}",
-                               f"`chatops tasks show {task_id}` lists its attempts")
-        return self.submit(task.request.model_copy(update={
-            "attempts": 1, "from_attempt": number, "parent_task_id": task_id,
-            "environment": task.environment, "requester": requester or task.request.requester,
-            "dedupe_key": f"pick:{task_id}:{number}",
-        }))
-
-    def _deliver_pick(self, task: Task, env: Environment, forge: Forge) -> None:
-        """The delivery of a picked candidate: its stored patch, no agent run."""
-        parent = self.s.store.get(task.request.parent_task_id or "")
-        number = task.request.from_attempt or 0
-        chosen = {a.number: a for a in self.s.store.attempts(parent.id)}[number]
-        data = self.s.store.attempt_patch(parent.id, number) or b""
-        self._move(task.id, TaskState.RUNNING, f"using attempt {number} of task {parent.id}")
-        task = self.s.store.update(task.id, patch=data, diffstat=chosen.diffstat,
-                                   summary=chosen.summary, base_commit=parent.base_commit,
-                                   branch=f"{self.s.branch_prefix}{task.id}")
-        self._move(task.id, TaskState.DELIVERING, chosen.diffstat)
-        self._deliver(task, env, forge, parent.base_commit, Patch(data=data), follow_up=False)
 
     def _forge(self, env: Environment) -> Forge:
         forge = self.s.forges.get(env.forge)
