@@ -12,8 +12,10 @@
           workspace volume (which the engine fills from the entry's /workspace when the
           container is created) with the checkout put on top, runs the maintenance script
           under the setup script's rules (root, network, secrets only in that exec, output
-          redacted), hands /workspace to uid 1000 and is committed as the task's snapshot;
-          the volume, not the commit, carries /workspace on to the agent.
+          redacted) and hands /workspace to uid 1000. The volume carries /workspace on to the
+          agent; only if the script changed something else the agent could see (`docker
+          diff`) is the container committed as the task's snapshot, else the agent starts
+          from the entry.
 
 Why an entry holds no checkout: the agent must see the requested commit, and setup leaves
 its outputs next to the tracked files (node_modules/, .venv/, a gitignored .deps/) as well as
@@ -44,7 +46,7 @@ from chatops.core.ports import Phase, SandboxEvents, SandboxJob
 from sandbox.archive import PackedCheckout, format_size
 from sandbox.cache import DEFAULT_TTL_S, Entry, SetupCache, format_age
 from sandbox.cachekey import CacheKey, cache_key
-from sandbox.images import AGENT_GID, AGENT_UID
+from sandbox.images import AGENT_GID, AGENT_HOME, AGENT_UID
 from sandbox.logstream import Redactor
 from sandbox.naming import SNAPSHOT_REPOSITORY, RunNames
 from sandbox.watch import Watcher
@@ -56,6 +58,9 @@ WORKSPACE = "/workspace"
 _KEEP_ALIVE = ["sh", "-c", "exec sleep 2147483647"]
 # Where the script that takes the checkout out is put; it removes itself before the commit.
 _STRIP_SCRIPT = "/.chatops-strip"
+# Changes under these need no snapshot: the agent gets tmpfs over /tmp and its home, and
+# /root is closed to its uid. (/workspace is a volume: `docker diff` never lists it.)
+_UNSEEN_BY_AGENT = ("/tmp", AGENT_HOME, "/root")
 # Paths per `rm` line of that script: keeps each command far below the kernel's argv limits.
 _PATHS_PER_LINE = 200
 
@@ -188,9 +193,18 @@ class Provisioner:
         self._log("running the maintenance script")
         self._script(container, "maintenance", self.env.maintenance)
         self._chown(container)
-        snapshot = self._commit_snapshot(container)
+        changed = _seen_by_agent(container.diff() or [])
+        if changed:
+            self._log(f"the maintenance script changed {changed[0]}"
+                      + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
+                      + f" outside {WORKSPACE}: keeping a snapshot for the agent")
+            image = self._commit_snapshot(container)
+        else:
+            # The volume carries /workspace on; nothing else the agent could see changed.
+            self._log(f"the maintenance script changed nothing outside {WORKSPACE}")
+            image = entry.image_id
         container.remove(force=True, v=True)  # v: anonymous volumes only; the workspace stays
-        return Provisioned(snapshot, needs_checkout=False)
+        return Provisioned(image, needs_checkout=False)
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -268,6 +282,13 @@ class Provisioner:
     def _detail(self, output: Any) -> str:
         detail = output.decode(errors="replace") if isinstance(output, bytes) else ""
         return self.redactor().redact_text(detail.strip())
+
+
+def _seen_by_agent(changes: list[dict[str, Any]]) -> list[str]:
+    """The paths of a container's changes (``docker diff``) the agent could see, in order."""
+    return [change["Path"] for change in changes if not any(
+        change["Path"] == root or change["Path"].startswith(root + "/")
+        for root in _UNSEEN_BY_AGENT)]
 
 
 def strip_script(files: list[str], dirs: list[str]) -> bytes:

@@ -343,6 +343,7 @@ def test_maintenance_runs_on_a_hit_and_not_on_a_miss(rig: Rig, repo: Path) -> No
     assert "running the maintenance script" in setup_log
     assert "maintenance sees ***" in setup_log
     assert "setup ran" not in setup_log
+    assert "changed /opt and 2 more outside /workspace: keeping a snapshot" in setup_log
     assert token not in second.text()
     # In the workspace (through the volume) and outside it (through the task's snapshot),
     # owned by the agent.
@@ -396,6 +397,22 @@ def _is_tar(data: bytes) -> bool:
             return True
     except tarfile.ReadError:
         return False
+
+
+def test_a_maintenance_script_that_only_touches_the_workspace_needs_no_snapshot(
+    rig: Rig, repo: Path
+) -> None:
+    env = environment(rig.image, setup=SETUP, maintenance="""
+        echo fresh > .deps/maintained
+        mkdir -p /root/.cache && echo x > /root/.cache/index && echo y > /tmp/scratch
+    """)
+    rig.run(repo, env)
+    second = rig.run(repo, env, "cat .deps/maintained > seen.txt")
+    assert "changed nothing outside /workspace" in second.text(Phase.SETUP)
+    assert (repo / "seen.txt").read_text() == "fresh\n"
+    snapshots = rig.client.images.list(
+        filters={"label": [f"{INSTANCE}={rig.instance}", "chatops.phase=snapshot"]})
+    assert snapshots == []
 
 
 def test_no_secret_is_in_any_layer_of_a_cached_or_maintained_snapshot(
