@@ -112,11 +112,14 @@ def squid_config(policy: NetworkPolicy, extra_upstream_ca: bool = False) -> str:
         f"acl allowed_methods method {' '.join(policy.methods)}",
         "acl tunnel method CONNECT",
         f"acl tls_port port {_TLS_PORT}",
+        # An allowed name that resolves to loopback would reach the proxy's own services.
+        "acl to_loopback dst 127.0.0.0/8 ::1 0.0.0.0/32",
+        # Refusals only, in the order _reason names them; whatever passes them all may go.
         "http_access deny !allowed_hosts",
-        "http_access allow tunnel tls_port",
-        "http_access deny tunnel",
-        "http_access allow allowed_methods",
-        "http_access deny all",
+        "http_access deny tunnel !tls_port",
+        "http_access deny !tunnel !allowed_methods",
+        "http_access deny to_loopback",
+        "http_access allow all",
     ]
     return "\n".join(lines) + "\n"
 
@@ -175,11 +178,12 @@ def _host_port(method: str, target: str) -> tuple[str, str]:
 
 
 def _reason(policy: NetworkPolicy, method: str, host: str, port: str) -> BlockReason:
+    """Which rule of ``squid_config`` refused the request, in the order squid applies them."""
     if not policy.allows_host(host):
         return "host"
-    if method == "CONNECT" and port != _TLS_PORT:
-        return "port"
-    return "method"
+    if method == "CONNECT":
+        return "port" if port != _TLS_PORT else "address"
+    return "method" if method not in policy.methods else "address"
 
 
 class Egress:

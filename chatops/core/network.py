@@ -118,11 +118,12 @@ def _domain(value: Any) -> str:
     return text
 
 
-BlockReason = Literal["host", "method", "port"]
+BlockReason = Literal["host", "method", "port", "address"]
 BLOCK_REASONS: dict[str, str] = {
     "host": "not on the allowlist",
     "method": "method not allowed",
     "port": "tunnels go to port 443 only",
+    "address": "the name resolves to a loopback address",
 }
 
 
@@ -136,7 +137,8 @@ class BlockedRequest(BaseModel):
     host: str
     # The request target as the proxy logged it (host:port for a tunnel), redacted, cut short.
     url: str = ""
-    # "host" (not on the allowlist), "method" (host allowed, method not) or "port".
+    # "host" (not on the allowlist), "method" (host allowed, method not), "port" (a tunnel
+    # to another port than 443) or "address" (an allowed name that resolves to loopback).
     reason: BlockReason = "host"
     # The best-of-N candidate that made it, 0 for a task with one.
     attempt: int = 0

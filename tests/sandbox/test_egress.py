@@ -104,6 +104,17 @@ def test_refusals_are_reported_when_the_agent_fails(
         ("GET", "http://blocked.test/install.sh")]
 
 
+def test_an_allowed_name_that_resolves_to_loopback_is_refused(
+    egress_sandbox: DockerSandbox, sandbox_image: str, task_id: str, workspace: Path,
+) -> None:
+    policy = NetworkPolicy(mode="allowlist", allow=("localhost",))
+    events = Recorder()
+    run(egress_sandbox, task_id, workspace, environment(sandbox_image, network=policy),
+        "wget -q -O - http://localhost:3128/ > got.txt || echo refused > got.txt", events)
+    assert (workspace / "got.txt").read_text() == "refused\n"
+    assert [(r.host, r.reason) for r in events.refused] == [("localhost", "address")]
+
+
 def test_squid_config_denies_unlisted_names_before_anything_else() -> None:
     policy = NetworkPolicy(mode="allowlist",
                            allow=("pypi.org", "*.github.com", "api.github.com", "github.com"))
@@ -112,8 +123,13 @@ def test_squid_config_denies_unlisted_names_before_anything_else() -> None:
     assert "acl allowed_hosts dstdomain -n .github.com pypi.org" in config
     assert "acl allowed_methods method GET HEAD" in config
     rules = [line for line in config if line.startswith("http_access")]
-    assert rules[0] == "http_access deny !allowed_hosts"
-    assert rules[-1] == "http_access deny all"
+    assert rules == [
+        "http_access deny !allowed_hosts",
+        "http_access deny tunnel !tls_port",
+        "http_access deny !tunnel !allowed_methods",
+        "http_access deny to_loopback",
+        "http_access allow all",
+    ]
 
 
 def test_parse_denials_reads_refusals_only_and_redacts_urls() -> None:
