@@ -232,7 +232,7 @@ class TaskService:
     def _job(self, task: Task, env: Environment, checkout: Path, secrets: dict[str, str],
              credentials: dict[str, str], attempt: int = 0) -> SandboxJob:
         return SandboxJob(
-            task_id=f"{task.id}-{attempt}" if attempt else task.id, environment=env,
+            task_id=task.sandbox_id(attempt), environment=env,
             workspace=checkout, instruction=task.request.instruction,
             context=texts.context_markdown(task.request), secrets=secrets,
             agent_env=credentials, attempt=attempt,

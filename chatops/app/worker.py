@@ -57,7 +57,7 @@ def reconcile(runtime: Runtime) -> list[str]:
     try:
         from sandbox.reaper import reap
 
-        keep = {task.id for task in runtime.store.active()}
+        keep = {run for task in runtime.store.active() for run in task.sandbox_ids}
         reaped = reap(runtime.docker, keep, instance=runtime.settings.instance)
         actions += [f"removed containers left by {task_id}" for task_id in reaped]
     except Exception as exc:  # the engine may be down; the next task run will say so

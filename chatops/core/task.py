@@ -136,3 +136,14 @@ class Task(_Frozen):
     candidates: tuple[Attempt, ...] = ()
     # What the network allowlist refused, in order; reported with the result.
     blocked: tuple[BlockedRequest, ...] = ()
+
+    def sandbox_id(self, attempt: int = 0) -> str:
+        """The id the sandbox labels a run with: the task's, or one per best-of-N candidate."""
+        return f"{self.id}-{attempt}" if attempt else self.id
+
+    @property
+    def sandbox_ids(self) -> list[str]:
+        """Every id this task's sandbox runs may carry (the reaper must keep them all)."""
+        if self.request.attempts > 1:
+            return [self.sandbox_id(n) for n in range(1, self.request.attempts + 1)]
+        return [self.id]
