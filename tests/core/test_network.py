@@ -99,11 +99,3 @@ def test_nothing_blocked_says_nothing_and_many_hosts_are_counted():
     summary = texts.blocked_summary(_task(TaskState.SUCCEEDED, many))
     assert "blocked 8 requests" in summary and "and 3 more" in summary
 
-
-def test_a_best_of_n_task_names_every_candidates_sandbox_run():
-    # The reaper keeps what running tasks use: it must know each candidate's run id.
-    single = _task(TaskState.RUNNING, [])
-    assert single.sandbox_ids == ["t1"] and single.sandbox_id() == "t1"
-    several = single.model_copy(update={
-        "request": single.request.model_copy(update={"attempts": 3})})
-    assert several.sandbox_ids == ["t1-1", "t1-2", "t1-3"]
