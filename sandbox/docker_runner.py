@@ -170,8 +170,12 @@ class _Run:
             agent = self._agent(ready, limits, volumes)
         finally:
             # However the agent phase ended: a refused request often explains a failure.
+            # Not at the price of that failure: trouble reporting them is only logged.
             if self.egress is not None:
-                self._report_refusals(self.egress.remaining_refusals)
+                try:
+                    self._report_refusals(self.egress.remaining_refusals)
+                except Exception:
+                    log.exception("could not report the refusals of %s", self.names.task_id)
         self._checkpoint(Phase.COLLECT)
         return self._collect(agent)
 
@@ -334,13 +338,13 @@ class _Run:
         """
         self.watcher.close()
         self.checkout.close()
-        if self.egress is not None:
-            self.egress.settle()
         if not self.engine_reached:
             return
         interrupted: BaseException | None = None
         for _attempt in range(2):
             try:
+                if self.egress is not None:
+                    self.egress.settle()  # what it is still making must exist to be removed
                 remove_task(self.client, self.names.task_id, instance=self.names.instance)
                 break
             except (KeyboardInterrupt, SystemExit) as exc:

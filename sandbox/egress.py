@@ -2,36 +2,41 @@
 
 For an environment with ``network.mode = "allowlist"`` a run adds, next to its containers:
 
-    network  a per-task Docker network with ``internal=True``: no gateway, so nothing on it
-             reaches anything but its members (no raw IPs, no other containers, no host)
+    network  a per-task Docker network with ``internal=True`` (nothing is forwarded off it)
+             and no address for the host on it: its members reach each other and nothing
+             else (no raw IPs, no other containers, no service on the host)
     proxy    squid (``sandbox.proxy_image``), a member of that network and of the outbound
              network (``bridge`` unless configured), as an unprivileged user with a read-only
-             root. Its rules come from the policy: the host name as written in the request
-             must be on the allowlist (``dstdomain -n``: no lookup, so a refused name is never
-             resolved), tunnels (HTTPS) go to port 443 of an allowed host only, and every
-             request, plain or inside a tunnel, may use the allowed methods only. To see
-             inside a tunnel squid opens it with a certificate minted by the task's own
-             authority (``sandbox.egress_tls``) and verifies the origin's certificate itself;
-             anything in a tunnel that is not TLS is refused.
+             root, serving the internal network's addresses only. Its rules come from the
+             policy: the host name as written in the request must be on the allowlist
+             (``dstdomain -n``: no lookup, so a refused name is never resolved), tunnels
+             (HTTPS) go to port 443 of an allowed host only, other requests are http(s) to
+             ports 80 and 443, and every request, plain or inside a tunnel, may use the
+             allowed methods only. To see inside a tunnel squid opens it with a certificate
+             minted by the task's own authority (``sandbox.egress_tls``) and verifies the
+             origin's certificate itself; anything in a tunnel that is not TLS is refused.
     agent    on the internal network only, with HTTP(S)_PROXY set to the proxy, the task's
              authority as the one it trusts (SSL_CERT_FILE and the like), and its DNS server
-             set to the proxy's address, where nothing answers DNS: the agent cannot resolve
-             any name itself, so DNS queries cannot carry data out. The proxy resolves allowed
-             names for it.
+             set to the proxy's address, where nothing answers DNS. Docker's resolver in the
+             container forwards there, from the container, instead of to the host's
+             resolvers: the agent cannot resolve any name itself, so DNS queries cannot carry
+             data out. The proxy resolves allowed names for it.
 
-Each refusal is a line of squid's access log (its stdout), followed while the agent runs and
-read back once more when the agent phase ends, however it ends, and turned into
-``BlockedRequest``s for the task's log and its result.
+Each refusal is a line of squid's access log (its stdout), followed while the agent runs; when
+the agent phase ends, however it ends, the proxy is stopped and the rest of its log read. They
+become ``BlockedRequest``s for the task's log and its result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
+import logging
+import re
 import tarfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,10 +55,14 @@ from sandbox.egress_tls import (
     add_file,
     make_authority,
 )
+from sandbox.engine import kill
 from sandbox.logstream import LogPump
 from sandbox.naming import RunNames
 from sandbox.proxy_image import CA_BUNDLE, CERTGEN, PROXY_UID, SQUID_CONF, ensure_proxy_image
 from sandbox.taskfiles import CHATOPS_DIR
+from sandbox.watch import LOG_DRAIN_S
+
+log = logging.getLogger(__name__)
 
 PROXY_PORT = 3128
 # The engine's default network; deployments that want the proxy elsewhere name their own.
@@ -68,6 +77,11 @@ PROXY_PIDS = 64
 # Logged URLs are cut to this many characters: enough to recognise, not a data channel.
 URL_LIMIT = 200
 _TLS_PORT = "443"
+_WEB_PORTS = ("80", "443")
+# squid's own pages (its cache manager), whatever host they are asked of.
+_MANAGER_PATH = "/squid-internal-mgr/"
+# What a host name may hold as shown to people; anything else the agent wrote is masked.
+_HOST_CHARS = re.compile(r"[^A-Za-z0-9.:_\[\]-]")
 
 _CONFIG_DIR = SQUID_CONF.rsplit("/", 1)[0]
 # In the proxy's config volume: the task's authority, the minted certificates' store, and
@@ -76,9 +90,12 @@ _CA_CERT, _CA_KEY, _CERT_DB, _UPSTREAM_CA = "ca.pem", "ca.key", "ssl_db", "upstr
 _SQUID_WRITABLE = ("/tmp", "/var/run/squid", "/var/log/squid", "/var/spool/squid")
 
 
-def squid_config(policy: NetworkPolicy, extra_upstream_ca: bool = False) -> str:
+def squid_config(policy: NetworkPolicy, agent_subnet: str,
+                 extra_upstream_ca: bool = False) -> str:
     """squid.conf for ``policy``: allowlisted hosts, allowed methods, HTTPS opened (bumped)
-    with the task's authority so the methods hold there too, tunnels to port 443 only."""
+    with the task's authority so the methods hold there too, tunnels to port 443 only.
+    Only ``agent_subnet`` (the task's internal network) may use it, and only its requests
+    are logged."""
     domains = " ".join(_squid_domains(policy.allow))
     upstream_cas = [CA_BUNDLE] + ([f"{_CONFIG_DIR}/{_UPSTREAM_CA}"] if extra_upstream_ca else [])
     lines = [
@@ -104,7 +121,8 @@ def squid_config(policy: NetworkPolicy, extra_upstream_ca: bool = False) -> str:
         "cache_log stdio:/dev/stderr",
         # epoch.millis method URL status squid-result: what parse_denials reads.
         "logformat chatops %ts.%03tu %rm %ru %>Hs %Ss",
-        "access_log stdio:/dev/stdout logformat=chatops",
+        f"acl agent src {agent_subnet}",
+        "access_log stdio:/dev/stdout logformat=chatops agent",
         # The agent's address and the proxy's name stay out of requests.
         "forwarded_for delete",
         "via off",
@@ -112,13 +130,21 @@ def squid_config(policy: NetworkPolicy, extra_upstream_ca: bool = False) -> str:
         f"acl allowed_methods method {' '.join(policy.methods)}",
         "acl tunnel method CONNECT",
         f"acl tls_port port {_TLS_PORT}",
-        # An allowed name that resolves to loopback would reach the proxy's own services.
-        "acl to_loopback dst 127.0.0.0/8 ::1 0.0.0.0/32",
-        # Refusals only, in the order _reason names them; whatever passes them all may go.
+        "acl web proto HTTP HTTPS",
+        f"acl web_ports port {' '.join(_WEB_PORTS)}",
+        # An allowed name that resolves to the proxy's own loopback, a link-local address
+        # (cloud metadata) or the agent's own network would reach what it must not.
+        f"acl no_go dst 127.0.0.0/8 ::1 0.0.0.0/32 169.254.0.0/16 fe80::/10 {agent_subnet}",
+        # Anyone else on the outbound network is turned away unlogged; then refusals only,
+        # in the order _reason names them; whatever passes them all may go.
+        "http_access deny !agent",
         "http_access deny !allowed_hosts",
         "http_access deny tunnel !tls_port",
+        "http_access deny !tunnel !web",
+        "http_access deny manager",
+        "http_access deny !tunnel !web_ports",
         "http_access deny !tunnel !allowed_methods",
-        "http_access deny to_loopback",
+        "http_access deny no_go",
         "http_access allow all",
     ]
     return "\n".join(lines) + "\n"
@@ -146,7 +172,9 @@ def parse_denials(
     log_text: str, policy: NetworkPolicy, attempt: int = 0,
     redact: Callable[[str], str] = lambda text: text,
 ) -> list[BlockedRequest]:
-    """The refused requests in squid's access log, in order; other lines are skipped."""
+    """The refused requests in squid's access log (as written: unredacted), in order; other
+    lines are skipped. Everything in them came from the agent, so each field shown to
+    people is redacted, and the host is cut to the characters a host name has."""
     blocked = []
     for line in log_text.splitlines():
         fields = line.split()
@@ -157,33 +185,50 @@ def parse_denials(
             at = datetime.fromtimestamp(float(stamp), UTC)
         except ValueError:
             continue
-        host, port = _host_port(method, target)
+        request = _Request.parse(method, target)
+        host = _HOST_CHARS.sub("?", redact(request.host))[:253]
         blocked.append(BlockedRequest(
-            at=at, method=method[:16], host=host[:253], url=redact(target)[:URL_LIMIT],
-            reason=_reason(policy, method, host, port), attempt=attempt,
+            at=at, method=_HOST_CHARS.sub("?", redact(method))[:16], host=host,
+            url=redact(target)[:URL_LIMIT], reason=request.reason(policy), attempt=attempt,
         ))
     return blocked
 
 
-def _host_port(method: str, target: str) -> tuple[str, str]:
-    if method == "CONNECT":
-        host, _, port = target.rpartition(":")
-        return host.strip("[]").lower(), port
-    parts = urlsplit(target)
-    try:
-        port = str(parts.port or "")
-    except ValueError:
-        port = ""
-    return (parts.hostname or target).lower(), port
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    host: str
+    port: str
+    scheme: str
+    path: str
 
+    @classmethod
+    def parse(cls, method: str, target: str) -> _Request:
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            return cls(method, host.strip("[]").lower(), port, "", "")
+        # Split off the scheme by hand: urlsplit leaves names like cache_object unsplit.
+        scheme, separator, rest = target.partition("://")
+        if not separator:
+            return cls(method, target.lower(), "", "", "")
+        parts = urlsplit("//" + rest)
+        try:
+            port = str(parts.port or "")
+        except ValueError:
+            port = ""
+        return cls(method, (parts.hostname or rest).lower(), port, scheme.lower(), parts.path)
 
-def _reason(policy: NetworkPolicy, method: str, host: str, port: str) -> BlockReason:
-    """Which rule of ``squid_config`` refused the request, in the order squid applies them."""
-    if not policy.allows_host(host):
-        return "host"
-    if method == "CONNECT":
-        return "port" if port != _TLS_PORT else "address"
-    return "method" if method not in policy.methods else "address"
+    def reason(self, policy: NetworkPolicy) -> BlockReason:
+        """Which rule of ``squid_config`` refused it, in the order squid applies them."""
+        if not policy.allows_host(self.host):
+            return "host"
+        if self.method == "CONNECT":
+            return "port" if self.port != _TLS_PORT else "address"
+        if self.scheme not in {"http", "https"} or self.path.startswith(_MANAGER_PATH):
+            return "scheme"
+        if self.port and self.port not in _WEB_PORTS:
+            return "port"
+        return "method" if self.method not in policy.methods else "address"
 
 
 class Egress:
@@ -210,7 +255,6 @@ class Egress:
         self._starting: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._pump: LogPump | None = None
-        self._reported = 0  # refusals handed out so far
 
     def start(self) -> None:
         """Bring the network and the proxy up in the background, while setup runs;
@@ -235,13 +279,18 @@ class Egress:
         try:
             self._bring_up()
         except BaseException as exc:  # handed to the run's thread by address()
+            log.info("the egress proxy of %s did not come up: %s", self.names.task_id, exc)
             self._failure = exc
 
     def _bring_up(self) -> None:
         image = ensure_proxy_image(self.client)
         labels = self.names.labels("egress")
+        # internal: nothing is forwarded off the network. inhibit_ipv4: the host gets no
+        # address on it either, else the agent could reach any service listening on the host.
         internal = self.client.networks.create(
-            self.network_name, driver="bridge", internal=True, labels=labels)
+            self.network_name, driver="bridge", internal=True, labels=labels,
+            options={"com.docker.network.bridge.inhibit_ipv4": "true"})
+        subnet = str(internal.attrs["IPAM"]["Config"][0]["Subnet"])
         # The engine copies files into a read-only container only onto a volume.
         config = self.client.volumes.create(self.names.volume("egress"), labels=labels)
         proxy = self.client.containers.create(
@@ -262,7 +311,7 @@ class Egress:
         self.proxy = proxy
         internal.connect(proxy)
         self.authority = make_authority(self.names.task_id)
-        conf = squid_config(self.policy, extra_upstream_ca=bool(self.upstream_ca))
+        conf = squid_config(self.policy, subnet, extra_upstream_ca=bool(self.upstream_ca))
         proxy.put_archive(_CONFIG_DIR, _config_archive(conf, self.authority, self.upstream_ca))
         proxy.start()
 
@@ -306,33 +355,29 @@ class Egress:
         assert self.authority is not None
         return {CA_FILE_NAME: self.authority.certificate_pem}
 
-    def follow(self, pump: Callable[[Any, str], LogPump]) -> None:
-        """Read squid's access log as it is written, through ``pump`` (``Watcher.pump``)."""
+    def follow(self, pump: Callable[[Any, str, bool], LogPump]) -> None:
+        """Read squid's access log as it is written, through ``pump`` (``Watcher.pump``),
+        unredacted: ``parse_denials`` needs the lines whole and redacts what it keeps."""
         stream = self._proxy().logs(stream=True, follow=True, stdout=True, stderr=False)
-        self._pump = pump(stream, "egress")
+        self._pump = pump(stream, "egress", False)
 
     def new_refusals(self, attempt: int, redact: Callable[[str], str]) -> list[BlockedRequest]:
         """Refusals logged since the last call, while the agent runs; may lag a little."""
         if self._pump is None:
             return []
-        found = parse_denials("\n".join(self._pump.take(timeout=0)), self.policy, attempt,
-                              redact)
-        self._reported += len(found)
-        return found
+        return parse_denials("\n".join(self._pump.take(timeout=0)), self.policy, attempt,
+                             redact)
 
     def remaining_refusals(self, attempt: int,
                            redact: Callable[[str], str]) -> list[BlockedRequest]:
-        """The refusals not returned yet, from the whole log: exact however the phase ended,
-        since squid logs them in order. Empty if the proxy never started."""
+        """The refusals not returned yet, once the agent is done: the proxy is stopped, so
+        its log ends and every line in it is read. Empty if the agent never ran."""
         self.settle()
-        if self.proxy is None:
+        if self._pump is None or self.proxy is None:
             return []
-        with contextlib.suppress(docker.errors.NotFound):
-            text = self.proxy.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            found = parse_denials(text, self.policy, attempt, redact)[self._reported:]
-            self._reported += len(found)
-            return found
-        return []
+        kill(self.proxy)
+        self._pump.wait(LOG_DRAIN_S)
+        return self.new_refusals(attempt, redact)
 
     def _proxy(self) -> Container:
         if self.proxy is None:

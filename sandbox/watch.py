@@ -36,10 +36,12 @@ class Watcher:
         self.poll = poll_interval
         self.pumps: list[LogPump] = []
 
-    def pump(self, stream: Any, name: str) -> LogPump:
+    def pump(self, stream: Any, name: str, redact: bool = True) -> LogPump:
+        """Lines of ``stream`` read in the background, redacted unless the reader redacts
+        what it keeps itself; released by ``close``."""
         pump = LogPump(
             stream,
-            self.redactor(),
+            self.redactor() if redact else Redactor(()),
             name=f"chatops-{self.task_id}-{name}-log",
             on_close=lambda: close_stream(stream),
         )

@@ -36,6 +36,7 @@ SECURE_BODY = "secret-free body of secure.test"
 class Outside:
     network: str
     addresses: dict[str, str]  # container name -> its address on the network
+    gateway: str  # the host's address on the network
     # The authority that signed secure.test's certificate: the proxy must be told to trust it.
     origin_ca: bytes
 
@@ -127,7 +128,9 @@ def outside(docker_client: Any, sandbox_image: str, tls_image: str) -> Iterator[
             container.reload()
             settings = container.attrs["NetworkSettings"]["Networks"][network.name]
             addresses[container.name.split("-")[2]] = settings["IPAddress"]
-        yield Outside(network.name, addresses, authority.certificate_pem)
+        network.reload()
+        gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        yield Outside(network.name, addresses, gateway, authority.certificate_pem)
     finally:
         for container in containers:
             container.remove(force=True)

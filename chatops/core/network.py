@@ -108,6 +108,10 @@ def _domain(value: Any) -> str:
     else:
         raise ValueError(f"{value!r} is an IP address; list domain names only")
     labels = name.split(".")
+    # Top-level domains are never numeric: "127.1", "2130706433" or "0x7f.1" are addresses
+    # in disguise, and the proxy would compare them as written, so they could never match.
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        raise ValueError(f"{value!r} is an IP address in another notation; list domain names")
     if "/" in name or ":" in name or not all(_LABEL.match(label) for label in labels):
         raise ValueError(
             f"{value!r} is not a domain name; write e.g. \"pypi.org\" or \"*.github.com\" "
@@ -118,12 +122,13 @@ def _domain(value: Any) -> str:
     return text
 
 
-BlockReason = Literal["host", "method", "port", "address"]
+BlockReason = Literal["host", "method", "port", "scheme", "address"]
 BLOCK_REASONS: dict[str, str] = {
     "host": "not on the allowlist",
     "method": "method not allowed",
-    "port": "tunnels go to port 443 only",
-    "address": "the name resolves to a loopback address",
+    "port": "only ports 80 and 443, and 443 for tunnels",
+    "scheme": "only http and https",
+    "address": "the name resolves to a loopback, link-local or the sandbox's own address",
 }
 
 
@@ -137,8 +142,7 @@ class BlockedRequest(BaseModel):
     host: str
     # The request target as the proxy logged it (host:port for a tunnel), redacted, cut short.
     url: str = ""
-    # "host" (not on the allowlist), "method" (host allowed, method not), "port" (a tunnel
-    # to another port than 443) or "address" (an allowed name that resolves to loopback).
+    # A key of BLOCK_REASONS: which rule refused it.
     reason: BlockReason = "host"
     # The best-of-N candidate that made it, 0 for a task with one.
     attempt: int = 0

@@ -111,7 +111,7 @@ def blocked_summary(task: Task) -> str:
     for request in task.blocked:
         counts[request.method, request.host] = counts.get((request.method, request.host), 0) + 1
     ranked = sorted(counts.items(), key=lambda item: -item[1])
-    shown = [f"{method} {host}" + (f" ({n} times)" if n > 1 else "")
+    shown = [_code(f"{method} {host}") + (f" ({n} times)" if n > 1 else "")
              for (method, host), n in ranked[:BLOCKED_SHOWN]]
     if len(ranked) > BLOCKED_SHOWN:
         shown.append(f"and {len(ranked) - BLOCKED_SHOWN} more")
@@ -121,13 +121,19 @@ def blocked_summary(task: Task) -> str:
     methods = sorted({r.method for r in task.blocked if r.reason == "method"})
     fixes = []
     if hosts:
-        fixes.append(f"add {', '.join(hosts[:BLOCKED_SHOWN])} to `network.allow`")
+        listed = ", ".join(_code(host) for host in hosts[:BLOCKED_SHOWN])
+        fixes.append(f"add {listed} to `network.allow`")
     if methods:
-        fixes.append(f"add {', '.join(methods)} to `network.methods`")
+        fixes.append(f"add {', '.join(_code(m) for m in methods)} to `network.methods`")
     fix = (f" If the agent needs them, {' and '.join(fixes)} of environment "
            f"{task.environment}." if fixes else "")
     return (f"The network allowlist blocked {total} {requests}: {', '.join(shown)}.{fix} "
             f"Times and URLs: `chatops logs {task.id}`.")
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code: what the agent asked for is shown, never rendered."""
+    return "`" + text.replace("`", "'") + "`"
 
 
 def _with_blocked(line: str, task: Task) -> str:

@@ -52,6 +52,9 @@ def test_allows_host_matches_names_and_wildcards(host, allowed):
     ("mode = 'on'\nallow = ['pypi.org']", "`allow` only applies to mode \"allowlist\""),
     ("mode = 'allowlist'\nallow = ['10.1.2.3']", "is an IP address"),
     ("mode = 'allowlist'\nallow = ['[::1]']", "is an IP address"),
+    ("mode = 'allowlist'\nallow = ['127.1']", "IP address in another notation"),
+    ("mode = 'allowlist'\nallow = ['2130706433']", "IP address in another notation"),
+    ("mode = 'allowlist'\nallow = ['0x7f.0x1']", "IP address in another notation"),
     ("mode = 'allowlist'\nallow = ['https://pypi.org/simple']", "is not a domain name"),
     ("mode = 'allowlist'\nallow = ['pypi.org:443']", "is not a domain name"),
     ("mode = 'allowlist'\nallow = ['*']", "is not a domain name"),
@@ -86,11 +89,16 @@ def test_the_result_names_what_was_blocked_and_how_to_allow_it():
                                     _refused("POST", "pypi.org", "method")])
     line = texts.final_line(task)
     assert line.startswith("failed: the agent exited with status 1")
-    assert ("The network allowlist blocked 3 requests: GET evil.test (2 times), POST pypi.org."
-            in line)
-    assert "add evil.test to `network.allow` and add POST to `network.methods`" in line
+    assert ("The network allowlist blocked 3 requests: `GET evil.test` (2 times), "
+            "`POST pypi.org`." in line)
+    assert "add `evil.test` to `network.allow` and add `POST` to `network.methods`" in line
     assert "of environment web" in line and "`chatops logs t1`" in line
     assert texts.blocked_summary(task) in texts.linear_final(task)
+
+
+def test_what_the_agent_asked_for_is_shown_as_code_never_rendered():
+    summary = texts.blocked_summary(_task(TaskState.FAILED, [_refused("GET", "**x**`y`.test")]))
+    assert "`GET **x**'y'.test`" in summary and "add `**x**'y'.test`" in summary
 
 
 def test_nothing_blocked_says_nothing_and_many_hosts_are_counted():

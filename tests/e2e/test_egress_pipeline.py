@@ -52,7 +52,8 @@ def test_an_allowlisted_task_fetches_what_it_may_and_reports_what_was_blocked(
     assert "(not on the allowlist)" in logs
 
     record = json.loads(Path(view["pull_request"]["url"].removeprefix("file://")).read_text())
-    assert ("The network allowlist blocked 1 request: GET blocked.test. If the agent needs "
-            "them, add blocked.test to `network.allow` of environment fetcher.") in record["body"]
+    assert ("The network allowlist blocked 1 request: `GET blocked.test`. If the agent needs "
+            "them, add `blocked.test` to `network.allow` of environment fetcher."
+            ) in record["body"]
     diff = deployment.cli("diff", task_id).stdout
     assert "+body of allowed" in diff

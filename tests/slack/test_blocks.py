@@ -23,7 +23,7 @@ def test_blocked_requests_get_their_own_section_with_slack_markup_escaped():
     _, blocks = status_message(_task((refused,)))
     [section] = [b for b in blocks if "allowlist" in b.get("text", {}).get("text", "")]
     text = section["text"]["text"]
-    assert text.startswith(":shield: The network allowlist blocked 1 request: GET")
+    assert text.startswith(":shield: The network allowlist blocked 1 request: `GET")
     assert "&lt;!channel&gt;.test" in text and "<!channel>" not in text
 
 
