@@ -30,6 +30,8 @@ from sandbox.proxy_image import host_files, write_members
 SERVE = ("mkdir -p /www && echo \"body of $(hostname)\" > /www/index.html && "
          "httpd -p 443 -h /www && exec httpd -f -p 80 -h /www")
 SECURE_BODY = "secret-free body of secure.test"
+# On everything the rig starts, so an interrupted session's leftovers can be found.
+RIG_LABELS = {"chatops.test": "egress-rig"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def start_secure_origin(docker_client: Any, tls_image: str, network: Any, name: 
     container = docker_client.containers.create(
         tls_image, ["openssl", "s_server", "-quiet", "-WWW", "-accept", "443",
                     "-cert", "/srv/cert.pem", "-key", "/srv/key.pem"],
-        name=name, working_dir="/srv", network=network.name,
+        name=name, working_dir="/srv", network=network.name, labels=RIG_LABELS,
         networking_config={network.name: docker_client.api.create_endpoint_config(
             aliases=["secure.test"])})
     container.put_archive("/srv", archive.getvalue())
@@ -110,7 +112,8 @@ def start_secure_origin(docker_client: Any, tls_image: str, network: Any, name: 
 @pytest.fixture(scope="session")
 def outside(docker_client: Any, sandbox_image: str, tls_image: str) -> Iterator[Outside]:
     suffix = uuid.uuid4().hex[:8]
-    network = docker_client.networks.create(f"chatops-test-out-{suffix}", driver="bridge")
+    network = docker_client.networks.create(f"chatops-test-out-{suffix}", driver="bridge",
+                                            labels=RIG_LABELS)
     authority = make_authority("test origins")
     containers = []
     try:
@@ -118,7 +121,7 @@ def outside(docker_client: Any, sandbox_image: str, tls_image: str) -> Iterator[
                             ("blocked", "blocked.test")):
             containers.append(docker_client.containers.run(
                 sandbox_image, ["sh", "-c", SERVE], name=f"chatops-test-{name}-{suffix}",
-                hostname=name, detach=True, network=network.name,
+                hostname=name, detach=True, network=network.name, labels=RIG_LABELS,
                 networking_config={network.name: docker_client.api.create_endpoint_config(
                     aliases=[alias])}))
         containers.append(start_secure_origin(docker_client, tls_image, network,

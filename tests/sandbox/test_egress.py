@@ -56,6 +56,7 @@ echo "manager $(ask 'GET cache_object://allowed.test/info HTTP/1.0')" >> results
 echo "ftp $(ask 'GET ftp://allowed.test/file HTTP/1.0')" >> results.txt
 # The host: the address it would have on this network, and on the outbound one.
 me=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1)
+try dns_host nslookup allowed.test "${me%.*}.1"
 for gw in "${me%.*}.1" "$OUTSIDE_GATEWAY"; do
     echo "knock from the agent" | nc -w 2 "$gw" "$HOST_PORT" 2>/dev/null || true
 done
@@ -128,7 +129,7 @@ def test_only_allowed_names_methods_and_ports_get_out_and_refusals_are_recorded(
     assert results["allowed"] == "ok body of allowed"
     assert results["wildcard"] == "ok body of wild"
     for refused in ("other_host", "raw_ip", "raw_ip_direct", "name_direct", "dns",
-                    "dns_direct", "other_port"):
+                    "dns_direct", "dns_host", "other_port"):
         assert results[refused] == "refused", refused
     for refused in ("manager", "ftp"):
         assert results[refused].startswith("HTTP/1.1 403 Forbidden"), refused
@@ -256,6 +257,9 @@ tls 'POST /hello.txt HTTP/1.0\\r\\nHost: secure.test\\r\\nContent-Length: 0' sec
 tls 'GET / HTTP/1.0\\r\\nHost: blocked.test' blocked.test > other.txt
 openssl s_client -proxy "$proxy" -connect secure.test:443 -servername secure.test \\
     < /dev/null 2>/dev/null | openssl x509 -noout -issuer > issuer.txt
+# The authority's certificate is here; its key must be nowhere the agent can look.
+{ env; cat /chatops/* 2>/dev/null; } | grep -c "PRIVATE[ ]KEY" > key-seen.txt || true
+grep -c "BEGIN[ ]CERTIFICATE" /chatops/egress-ca.pem > certificate-seen.txt
 """
 
 
@@ -275,6 +279,8 @@ def test_https_is_opened_so_methods_hold_there_too(
     assert "body of" not in (workspace / "other.txt").read_text()
     # What the agent is shown is minted by this task's authority, for the name it asked for.
     assert f"CN = chatops egress {task_id}" in (workspace / "issuer.txt").read_text()
+    assert (workspace / "key-seen.txt").read_text().strip() == "0"
+    assert (workspace / "certificate-seen.txt").read_text().strip() == "1"  # the search works
     assert [(r.method, r.url, r.reason) for r in events.refused] == [
         ("POST", "https://secure.test/hello.txt", "method"),
         ("CONNECT", "blocked.test:443", "host"),
