@@ -11,6 +11,7 @@ the task (started when queued, review when the pull request is ready).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from chatops.core import texts
@@ -32,13 +33,15 @@ class LinearNotifier:
         origin = task.request.origin
         if not isinstance(origin, LinearIssue):
             return None
+        # Attached first: whoever reads the closing words finds the pull request on the issue.
+        self._nicety(task, origin, self._attach)
         if origin.agent_session_id:
             activity = self.outbox.activity(origin.agent_session_id, activity_content(task),
                                             seed=f"{task.id}:{task.state.value}")
             ref = task.status_ref or activity
         else:
             ref = self._status_comment(task, origin)
-        self._follow_issue(task, origin)
+        self._nicety(task, origin, self._move_issue)
         return ref
 
     def _status_comment(self, task: Task, origin: LinearIssue) -> str:
@@ -49,19 +52,25 @@ class LinearNotifier:
         seed = f"{task.id}:status" + (f":{task.state.value}" if task.status_ref else "")
         return self.outbox.comment(origin.issue_id, body, seed)
 
-    def _follow_issue(self, task: Task, origin: LinearIssue) -> None:
+    def _nicety(self, task: Task, origin: LinearIssue,
+                action: Callable[[Task, LinearIssue], None]) -> None:
         """The pull request link and state moves: niceties that never fail the report."""
         try:
-            if task.state is TaskState.SUCCEEDED and task.pull_request:
-                self.outbox.attach(origin.issue_id, task.pull_request.url,
-                                   texts.linear_attachment_title(task), task.diffstat)
-            state = {TaskState.QUEUED: self.started_state,
-                     TaskState.SUCCEEDED: self.review_state}.get(task.state, "")
-            if state:
-                self.outbox.move(origin.issue_id, state)
+            action(task, origin)
         except Exception:
             log.exception("updating Linear issue %s for task %s failed", origin.issue_id,
                           task.id)
+
+    def _attach(self, task: Task, origin: LinearIssue) -> None:
+        if task.state is TaskState.SUCCEEDED and task.pull_request:
+            self.outbox.attach(origin.issue_id, task.pull_request.url,
+                               texts.linear_attachment_title(task), task.diffstat)
+
+    def _move_issue(self, task: Task, origin: LinearIssue) -> None:
+        state = {TaskState.QUEUED: self.started_state,
+                 TaskState.SUCCEEDED: self.review_state}.get(task.state, "")
+        if state:
+            self.outbox.move(origin.issue_id, state)
 
 
 def activity_content(task: Task) -> dict[str, Any]:
