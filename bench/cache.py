@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
+from benchkit import bare_docker_run, make_checkout  # noqa: E402
 
 from chatops.core.environment import Environment  # noqa: E402
 from chatops.core.network import BlockedRequest  # noqa: E402
@@ -70,24 +70,6 @@ class Clocked:
         return False
 
 
-def make_checkout(root: Path) -> Path:
-    checkout = root / "checkout"
-    checkout.mkdir()
-    (checkout / "README.md").write_text("bench\n")
-    (checkout / ".gitignore").write_text(".deps/\n.agent-started\n")
-    git = ["git", "-C", str(checkout), "-c", "user.name=b", "-c", "user.email=b@example.invalid"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return checkout
-
-
-def bare_docker_run() -> float:
-    start = time.perf_counter()
-    subprocess.run(["docker", "run", "--rm", DEFAULT_TAG, "true"], check=True)
-    return time.perf_counter() - start
-
-
 def one_task(sandbox: DockerSandbox, env: Environment, checkout: Path) -> tuple[float, float, str]:
     """(setup phase s, start s, the setup log's cache line) of one task."""
     events = Clocked()
@@ -125,7 +107,7 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float, float]]] = {"cold": [], "warm": []}
     try:
         with tempfile.TemporaryDirectory(prefix="chatops-bench-") as tmp:
-            checkout = make_checkout(Path(tmp))
+            checkout = make_checkout(Path(tmp), (".deps/", ".agent-started"))
             bare_docker_run()  # the first container start of a session pays for page-ins
             for _ in range(args.runs):
                 SetupCache(client, instance=instance).clear()

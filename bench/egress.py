@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
+from benchkit import bare_docker_run, make_checkout  # noqa: E402
 
 from chatops.core.environment import Environment  # noqa: E402
 from chatops.core.network import BlockedRequest, NetworkPolicy  # noqa: E402
@@ -92,23 +91,6 @@ class Quiet:
 
 def uptime() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
-
-
-def bare_docker_run() -> float:
-    start = time.perf_counter()
-    subprocess.run(["docker", "run", "--rm", DEFAULT_TAG, "true"], check=True)
-    return time.perf_counter() - start
-
-
-def make_checkout(root: Path) -> Path:
-    checkout = root / "checkout"
-    checkout.mkdir()
-    (checkout / "README.md").write_text("bench\n")
-    git = ["git", "-C", str(checkout), "-c", "user.name=b", "-c", "user.email=b@example.invalid"]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return checkout
 
 
 def run(sandbox: DockerSandbox, env: Environment, checkout: Path, instruction: str) -> None:
