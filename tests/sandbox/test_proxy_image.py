@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from chatops.core.errors import ImageMissing
-from sandbox import proxy_image
 from sandbox.proxy_image import (
     PROXY_GID,
     PROXY_UID,
     build_proxy_image,
+    host_files,
 )
 
 pytestmark = pytest.mark.docker
@@ -43,10 +43,8 @@ def test_building_twice_gives_the_same_layer(docker_client: Any, scratch_tags: l
     assert layers[0] == layers[1]
 
 
-def test_a_host_without_squid_gets_an_install_hint(
-    docker_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(proxy_image, "_BINARIES", ("/nonexistent/sbin/squid",))
+def test_a_host_without_squid_gets_an_install_hint() -> None:
+    # host_files is what the image build collects the squid binaries with.
     with pytest.raises(ImageMissing, match="/nonexistent/sbin/squid") as missing:
-        build_proxy_image(docker_client, "chatops/egress-test:never")
+        host_files(["/nonexistent/sbin/squid"])
     assert "apt-get install squid-openssl" in missing.value.hint
